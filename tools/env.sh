@@ -1,0 +1,39 @@
+# Common settings for every YASMIN build/test script. Source it: `. tools/env.sh`.
+# Expensive outputs live outside the repository, keyed by their inputs, so a warm
+# machine reuses them and a change of version or config rebuilds them.
+
+YASMIN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+YASMIN_CACHE=${YASMIN_CACHE:-$HOME/.cache/yasmin}
+
+# Pinned toolchain (see ../shared/PLATFORM.md and README "Building").
+KERNEL_SRC_PKG=linux-source-6.12
+KERNEL_SRC_VERSION=6.12.117-1~deb12u1
+KERNEL_TARBALL=/usr/src/linux-source-6.12.tar.xz
+RUSTC_WEB_VERSION=1.85.0+dfsg3-1~deb12u3
+BINDGEN_VERSION=0.69.5
+XEN_VERSION=4.17
+
+BINDGEN_ROOT=$YASMIN_CACHE/tools/bindgen-$BINDGEN_VERSION
+BINDGEN=$BINDGEN_ROOT/bin/bindgen
+export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+
+# The kernel cache key: source package version + hash of the config fragment (and of
+# KERNEL_BUILD_REV, bumped when tools/build-kernel changes what it produces).
+KERNEL_FRAGMENT=$YASMIN_ROOT/kernel/yasmin.config
+KERNEL_BUILD_REV=1
+kernel_key() {
+    local h
+    h=$( (cat "$KERNEL_FRAGMENT"; echo "rev $KERNEL_BUILD_REV") | sha256sum | cut -c1-12)
+    echo "linux-${KERNEL_SRC_VERSION//[~+]/_}-$h"
+}
+KERNEL_DIR=$YASMIN_CACHE/kernel/$(kernel_key)/linux
+
+# Kernel-side Rust must be Debian's rustc 1.85 (matches its rust-src), never rustup's.
+KMAKE_VARS=(LLVM=1 RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc "BINDGEN=$BINDGEN")
+kmake() { PATH=/usr/lib/llvm-19/bin:/usr/sbin:/usr/bin:/sbin:/bin make "${KMAKE_VARS[@]}" "$@"; }
+
+log() { printf '[yasmin %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Userspace Rust (workspace crates, guest tools) uses the rustup toolchain.
+case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) [ -d "$HOME/.cargo/bin" ] && PATH=$PATH:$HOME/.cargo/bin ;; esac

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: GPL-2.0
+//! YASMIN: an AF_VSOCK transport for Xen PV guests over grant-table shared rings.
+//!
+//! Crate root of `yasmin.ko`. Components, one file each:
+//! - `xen`: safe wrappers for XenStore, grants and event channels;
+//! - `cid`: the documented CID <-> domid mapping;
+//! - `bindings`: bindgen output for the kernel's Xen and vsock headers (glue.h).
+
+mod bindings;
+mod cid;
+mod xen;
+
+use kernel::prelude::*;
+
+module! {
+    type: Yasmin,
+    name: "yasmin",
+    author: "YASMIN-rs developers",
+    description: "AF_VSOCK transport for Xen PV guests over grant-table shared rings",
+    license: "GPL",
+}
+
+/// Largest ring a socket may ask for: 512 pages = 2 MiB per direction.
+const RING_PAGES_LIMIT: u32 = 512;
+
+/// Validated module parameters.
+struct Params {
+    ring_pages: u32,
+    max_ring_pages: u32,
+}
+
+impl Params {
+    fn load() -> Result<Self> {
+        // SAFETY: the parameters are plain u32s written only by the module loader
+        // before init runs (permissions 0444: sysfs cannot change them later).
+        let (ring_pages, max_ring_pages) =
+            unsafe { (bindings::yasmin_param_ring_pages, bindings::yasmin_param_max_ring_pages) };
+        if !max_ring_pages.is_power_of_two() || max_ring_pages > RING_PAGES_LIMIT {
+            pr_err!(
+                "max_ring_pages={} invalid: must be a power of two <= {}\n",
+                max_ring_pages,
+                RING_PAGES_LIMIT
+            );
+            return Err(EINVAL);
+        }
+        if !ring_pages.is_power_of_two() || ring_pages > max_ring_pages {
+            pr_err!(
+                "ring_pages={} invalid: must be a power of two <= max_ring_pages ({})\n",
+                ring_pages,
+                max_ring_pages
+            );
+            return Err(EINVAL);
+        }
+        Ok(Self { ring_pages, max_ring_pages })
+    }
+}
+
+struct Yasmin {
+    cid: u32,
+}
+
+impl kernel::Module for Yasmin {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let kind = xen::domain_kind().inspect_err(|_| pr_err!("not running on Xen\n"))?;
+        if kind == xen::DomainKind::Other {
+            pr_err!("only Xen PV guests and dom0 are supported\n");
+            return Err(ENODEV);
+        }
+        let params = Params::load()?;
+        let domid = xen::own_domid().inspect_err(|e| {
+            pr_err!("cannot read own domid from XenStore: {:?}\n", e);
+        })?;
+        let cid = cid::domid_to_cid(domid).ok_or_else(|| {
+            pr_err!("domid {} is reserved, no CID\n", domid);
+            EINVAL
+        })?;
+        pr_info!(
+            "loaded: domid {} vsock CID {} (CID = domid + {}), {}, ring {} pages (max {})\n",
+            domid,
+            cid,
+            cid::CID_OFFSET,
+            if kind == xen::DomainKind::Initial { "dom0" } else { "PV guest" },
+            params.ring_pages,
+            params.max_ring_pages
+        );
+        Ok(Yasmin { cid })
+    }
+}
+
+impl Drop for Yasmin {
+    fn drop(&mut self) {
+        pr_info!("unloaded (CID {})\n", self.cid);
+    }
+}
