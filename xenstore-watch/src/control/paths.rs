@@ -204,11 +204,7 @@ pub fn parse_path(path: &[u8]) -> Option<Parsed> {
     let rest = path.strip_prefix(b"/local/domain/")?;
     let (dom, rest) = split_seg(rest);
     let dom = parse_domid(dom)?;
-    let rest = match rest {
-        None => return None,
-        Some(r) => r,
-    };
-    let rest = rest.strip_prefix(b"data/yasmin")?;
+    let rest = rest?.strip_prefix(b"data/yasmin")?;
     if rest.is_empty() {
         return Some(Parsed::Root { dom });
     }
