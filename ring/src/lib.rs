@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: GPL-2.0
+//! YASMIN's shared producer/consumer byte ring, as a userspace crate.
+//!
+//! The implementation lives in `ring.rs`, which the kernel module also compiles directly
+//! (`#[path = "../ring/src/ring.rs"] mod ring;`); this crate only re-exports it for tests,
+//! fuzzing and benchmarks. See the `ring` module docs (or `README.md`) for the layout and
+//! the protocol.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_op_in_unsafe_fn, missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks, rust_2018_idioms)]
+
+mod ring;
+
+pub use crate::ring::*;
