@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::control::pair::RateLimit;
 use crate::control::paths::{
-    self, parse_domid, parse_gen, parse_ipv4, parse_path, Kind, Parsed, WATCH_ROOT, GEN_COUNTER,
-    IPMAP_DIR,
+    self, parse_domid, parse_gen, parse_ipv4, parse_path, Kind, Parsed, GEN_COUNTER, IPMAP_DIR,
+    WATCH_ROOT,
 };
 use crate::xs::{Errno, Error, MsgType, Perm, PermKind, Result, Transport, XsClient};
 
@@ -230,8 +230,7 @@ impl Watcher {
         xs.set_perms(IPMAP_DIR, &[Perm::new(0, PermKind::Read)])?;
         for name in dir_opt(xs, IPMAP_DIR)? {
             let ip = parse_ipv4(name.as_bytes());
-            let dom = read_opt(xs, &format!("{IPMAP_DIR}/{name}"))?
-                .and_then(|v| parse_domid(&v));
+            let dom = read_opt(xs, &format!("{IPMAP_DIR}/{name}"))?.and_then(|v| parse_domid(&v));
             match (ip, dom) {
                 (Some(ip), Some(d)) => {
                     self.ipmap.insert(ip, d);
@@ -329,7 +328,10 @@ impl Watcher {
         // Children created by dom0 inherit `n<d>`: owned by d, readable by nobody else.
         xs.mkdir(paths::kind_dir(d, Kind::Notify).as_str())?;
         xs.mkdir(paths::kind_dir(d, Kind::Gone).as_str())?;
-        xs.write(&format!("{DOM_RECORDS}/{d}"), format!("{gen} {vm}").as_bytes())?;
+        xs.write(
+            &format!("{DOM_RECORDS}/{d}"),
+            format!("{gen} {vm}").as_bytes(),
+        )?;
         // Written last: a guest waiting for `gen` finds the whole area ready.
         xs.write(paths::gen_node(d).as_str(), gen.to_string().as_bytes())?;
         xs.watch(root.as_str(), &format!("{TOKEN_DOM}{d}"))?;
@@ -369,7 +371,9 @@ impl Watcher {
                 )
             });
             if let Err(e) = r {
-                self.log(format!("domain {p}: telling it domain {d} died failed: {e}"));
+                self.log(format!(
+                    "domain {p}: telling it domain {d} died failed: {e}"
+                ));
             }
         }
         let _ = xs.unwatch(paths::root(d).as_str(), &format!("{TOKEN_DOM}{d}"));
@@ -392,7 +396,10 @@ impl Watcher {
         match token {
             TOKEN_INTRODUCE | TOKEN_RELEASE => self.scan(xs),
             TOKEN_VIF => self.refresh_ipmap(xs),
-            t => match t.strip_prefix(TOKEN_DOM).and_then(|d| d.parse::<u16>().ok()) {
+            t => match t
+                .strip_prefix(TOKEN_DOM)
+                .and_then(|d| d.parse::<u16>().ok())
+            {
                 Some(d) => self.on_dom_event(xs, d, path),
                 None => Ok(()),
             },

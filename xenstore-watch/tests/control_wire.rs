@@ -2,8 +2,8 @@
 
 use proptest::prelude::*;
 use xenstore_watch::control::paths::{
-    self, cid_to_domid, domid_to_cid, parse_gen, parse_ipv4, parse_path, Kind, Offer, Parsed,
-    Req, ValueError,
+    self, cid_to_domid, domid_to_cid, parse_gen, parse_ipv4, parse_path, Kind, Offer, Parsed, Req,
+    ValueError,
 };
 use xenstore_watch::control::wire::*;
 
@@ -74,7 +74,8 @@ fn round_trip_every_type() {
     for m in all_msgs() {
         let b = enc(&m);
         assert_eq!(b.len(), m.ty().wire_len());
-        assert!(b.len() <= MAX_V1_LEN && MAX_V1_LEN <= MAX_MSG_LEN);
+        assert!(b.len() <= MAX_V1_LEN);
+        const { assert!(MAX_V1_LEN <= MAX_MSG_LEN) };
         assert_eq!(peek_header(&b).unwrap().len, b.len());
         assert_eq!(Msg::decode(&b), Ok((m, b.len())), "{m:?}");
         // Trailing bytes (the next message) are left alone.
@@ -86,10 +87,7 @@ fn round_trip_every_type() {
 
 #[test]
 fn sizes_are_documented() {
-    let sizes: Vec<(u8, usize)> = all_msgs()
-        .iter()
-        .map(|m| (m.ty() as u8, m.len()))
-        .collect();
+    let sizes: Vec<(u8, usize)> = all_msgs().iter().map(|m| (m.ty() as u8, m.len())).collect();
     assert_eq!(
         sizes,
         vec![
@@ -112,7 +110,11 @@ fn truncated_is_incomplete() {
     for m in all_msgs() {
         let b = enc(&m);
         for cut in 0..b.len() {
-            assert_eq!(Msg::decode(&b[..cut]), Err(DecodeError::Truncated), "{m:?} {cut}");
+            assert_eq!(
+                Msg::decode(&b[..cut]),
+                Err(DecodeError::Truncated),
+                "{m:?} {cut}"
+            );
         }
     }
 }
@@ -175,16 +177,25 @@ fn bad_fields() {
     for pages in [0u16, 3, 1024, u16::MAX] {
         let mut b = enc(&all_msgs()[5]);
         b[8 + 20..8 + 22].copy_from_slice(&pages.to_le_bytes());
-        assert!(matches!(Msg::decode(&b), Err(DecodeError::BadField(_))), "{pages}");
+        assert!(
+            matches!(Msg::decode(&b), Err(DecodeError::BadField(_))),
+            "{pages}"
+        );
         let mut b = enc(&all_msgs()[6]);
         b[8 + 20..8 + 22].copy_from_slice(&pages.to_le_bytes());
-        assert!(matches!(Msg::decode(&b), Err(DecodeError::BadField(_))), "{pages}");
+        assert!(
+            matches!(Msg::decode(&b), Err(DecodeError::BadField(_))),
+            "{pages}"
+        );
     }
     // Shutdown mode: none, unknown bit.
     for mode in [0u32, 4, 0x8000_0001] {
         let mut b = enc(&all_msgs()[8]);
         b[24..28].copy_from_slice(&mode.to_le_bytes());
-        assert!(matches!(Msg::decode(&b), Err(DecodeError::BadField(_))), "{mode}");
+        assert!(
+            matches!(Msg::decode(&b), Err(DecodeError::BadField(_))),
+            "{mode}"
+        );
     }
     // HELLO: min > max, zero generation, features, bad max_ring_pages.
     for f in [
@@ -224,8 +235,14 @@ fn directory_page() {
     assert_eq!(dir_read(&page, 256, &mut out), Err(DirError::CountMismatch));
     assert_eq!(dir_read(&page, 3, &mut out), Err(DirError::BadCount));
     assert_eq!(dir_read(&page, 1024, &mut out), Err(DirError::BadCount));
-    assert_eq!(dir_read(&page, 512, &mut out[..10]), Err(DirError::BadCount));
-    assert_eq!(dir_read(&page[..100], 512, &mut out), Err(DirError::BadPage));
+    assert_eq!(
+        dir_read(&page, 512, &mut out[..10]),
+        Err(DirError::BadCount)
+    );
+    assert_eq!(
+        dir_read(&page[..100], 512, &mut out),
+        Err(DirError::BadPage)
+    );
     let mut bad = page.clone();
     bad[DIR_OFF_NPAGES..DIR_OFF_NPAGES + 2].copy_from_slice(&0xffffu16.to_le_bytes());
     assert_eq!(dir_read(&bad, 512, &mut out), Err(DirError::CountMismatch));
@@ -242,10 +259,10 @@ fn directory_page() {
     // The layout fits a page: 512 grefs end exactly at the page end.
     assert_eq!(DIR_OFF_GREFS + 4 * MAX_RING_PAGES as usize, PAGE_SIZE);
     // Control page: both rings fit, do not overlap, and hold 4 maximal messages each.
-    assert!(CTRL_O2A_HDR + 0x100 <= CTRL_A2O_HDR && CTRL_A2O_HDR + 0x100 <= CTRL_O2A_DATA);
+    const { assert!(CTRL_O2A_HDR + 0x100 <= CTRL_A2O_HDR && CTRL_A2O_HDR + 0x100 <= CTRL_O2A_DATA) };
     assert_eq!(CTRL_O2A_DATA + CTRL_RING_SIZE, CTRL_A2O_DATA);
     assert_eq!(CTRL_A2O_DATA + CTRL_RING_SIZE, PAGE_SIZE);
-    assert!(CTRL_RING_SIZE.is_power_of_two() && CTRL_RING_SIZE >= 4 * MAX_MSG_LEN);
+    const { assert!(CTRL_RING_SIZE.is_power_of_two() && CTRL_RING_SIZE >= 4 * MAX_MSG_LEN) };
 }
 
 #[test]
@@ -331,7 +348,12 @@ fn node_values() {
         (b"1 99999999999999999999 0 8 42", ValueError::Syntax),
         (b"", ValueError::Syntax),
     ] {
-        assert_eq!(Offer::parse(bad), Err(err), "{:?}", String::from_utf8_lossy(bad));
+        assert_eq!(
+            Offer::parse(bad),
+            Err(err),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
     }
     assert_eq!(Offer::parse(&[b'1'; 200]), Err(ValueError::TooLong));
     assert_eq!(Req::parse(b"1 0 3"), Err(ValueError::Range));
@@ -339,7 +361,13 @@ fn node_values() {
     assert_eq!(parse_gen(b"0"), None);
     assert_eq!(parse_gen(b"17\n"), None);
     assert_eq!(parse_ipv4(b"198.18.0.11"), Some([198, 18, 0, 11]));
-    for bad in [&b"198.18.0"[..], b"198.18.0.256", b"1.2.3.4.5", b"01.2.3.4", b"1..3.4"] {
+    for bad in [
+        &b"198.18.0"[..],
+        b"198.18.0.256",
+        b"1.2.3.4.5",
+        b"01.2.3.4",
+        b"1..3.4",
+    ] {
         assert_eq!(parse_ipv4(bad), None);
     }
 }
@@ -354,14 +382,8 @@ fn arb_msg() -> impl Strategy<Value = Msg> {
         dir_gref: g,
         pages: 1 << p,
     });
-    let hello = (
-        any::<u16>(),
-        any::<u16>(),
-        1u64..,
-        any::<u64>(),
-        0u32..10,
-    )
-        .prop_map(|(s, r, sg, rg, p)| Hello {
+    let hello = (any::<u16>(), any::<u16>(), 1u64.., any::<u64>(), 0u32..10).prop_map(
+        |(s, r, sg, rg, p)| Hello {
             min_version: 1,
             max_version: 1,
             sender_domid: s,
@@ -370,15 +392,19 @@ fn arb_msg() -> impl Strategy<Value = Msg> {
             sender_gen: sg,
             receiver_gen: rg,
             features: 0,
-        });
+        },
+    );
     prop_oneof![
         hello.clone().prop_map(Msg::Hello),
         hello.prop_map(Msg::HelloAck),
         any::<u64>().prop_map(|n| Msg::Ping { nonce: n }),
         any::<u64>().prop_map(|n| Msg::Pong { nonce: n }),
         any::<u32>().prop_map(|r| Msg::Goodbye { reason: r }),
-        (id.clone(), ring.clone(), any::<u32>())
-            .prop_map(|(id, ring, evtchn)| Msg::Connect { id, ring, evtchn }),
+        (id.clone(), ring.clone(), any::<u32>()).prop_map(|(id, ring, evtchn)| Msg::Connect {
+            id,
+            ring,
+            evtchn
+        }),
         (id.clone(), ring).prop_map(|(id, ring)| Msg::Accept { id, ring }),
         (id.clone(), any::<u32>()).prop_map(|(id, reason)| Msg::Reset { id, reason }),
         (id.clone(), 1u32..4).prop_map(|(id, mode)| Msg::Shutdown { id, mode }),

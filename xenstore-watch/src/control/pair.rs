@@ -664,9 +664,7 @@ impl Pair {
 
     fn on_msg(&mut self, m: Msg, out: &mut Actions) {
         match (m, self.state) {
-            (Msg::Hello(h), State::Offered | State::Connected)
-                if self.role() == Role::Offerer =>
-            {
+            (Msg::Hello(h), State::Offered | State::Connected) if self.role() == Role::Offerer => {
                 if !self.hello_ok(&h, out) {
                     self.reset(Some(BYE_PROTOCOL), out);
                     return;

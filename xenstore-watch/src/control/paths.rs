@@ -162,7 +162,10 @@ pub fn root(d: u16) -> PathBuf {
 
 /// `Y(d)/<kind>` (the directory the guest watches for notify and gone).
 pub fn kind_dir(d: u16, kind: Kind) -> PathBuf {
-    fmt_path(format_args!("/local/domain/{d}/data/yasmin/{}", kind.name()))
+    fmt_path(format_args!(
+        "/local/domain/{d}/data/yasmin/{}",
+        kind.name()
+    ))
 }
 
 /// `Y(d)/<kind>/<p>`.

@@ -245,21 +245,42 @@ pub struct ConnId {
 pub enum Msg {
     Hello(Hello),
     HelloAck(Hello),
-    Ping { nonce: u64 },
-    Pong { nonce: u64 },
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
     /// The pair channel is being torn down; `reason` is informative.
-    Goodbye { reason: u32 },
+    Goodbye {
+        reason: u32,
+    },
     /// Connect: the connector's ring (connector -> acceptor) and the event channel port the
     /// connector allocated (unbound, for the acceptor's domain).
-    Connect { id: ConnId, ring: RingRef, evtchn: u32 },
+    Connect {
+        id: ConnId,
+        ring: RingRef,
+        evtchn: u32,
+    },
     /// Accept: the acceptor's ring (acceptor -> connector).
-    Accept { id: ConnId, ring: RingRef },
+    Accept {
+        id: ConnId,
+        ring: RingRef,
+    },
     /// Refuse a CONNECT, or abort a connection.
-    Reset { id: ConnId, reason: u32 },
+    Reset {
+        id: ConnId,
+        reason: u32,
+    },
     /// `mode`: [`SHUTDOWN_RCV`] | [`SHUTDOWN_SEND`], nonzero, no other bits.
-    Shutdown { id: ConnId, mode: u32 },
+    Shutdown {
+        id: ConnId,
+        mode: u32,
+    },
     /// The sender released the socket; its grants are about to be revoked.
-    Close { id: ConnId },
+    Close {
+        id: ConnId,
+    },
 }
 
 /// RESET reasons.
