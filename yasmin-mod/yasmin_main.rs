@@ -4,10 +4,16 @@
 //! Crate root of `yasmin.ko`. Components, one file each:
 //! - `xen`: safe wrappers for XenStore, grants and event channels;
 //! - `cid`: the documented CID <-> domid mapping;
+//! - `ring`: the shared byte ring, compiled from the same source as the userspace crate;
+//! - `ring_selftest`: exercises that ring in the kernel at load time;
 //! - `bindings`: bindgen output for the kernel's Xen and vsock headers (glue.h).
 
 mod bindings;
 mod cid;
+#[path = "../ring/src/ring.rs"]
+#[allow(dead_code, unreachable_pub)] // The transport uses only part of the ring API.
+mod ring;
+mod ring_selftest;
 mod xen;
 
 use kernel::prelude::*;
@@ -67,6 +73,7 @@ impl kernel::Module for Yasmin {
             return Err(ENODEV);
         }
         let params = Params::load()?;
+        ring_selftest::run()?;
         let domid = xen::own_domid().inspect_err(|e| {
             pr_err!("cannot read own domid from XenStore: {:?}\n", e);
         })?;
@@ -75,7 +82,7 @@ impl kernel::Module for Yasmin {
             EINVAL
         })?;
         pr_info!(
-            "loaded: domid {} vsock CID {} (CID = domid + {}), {}, ring {} pages (max {})\n",
+            "loaded: domid {} vsock CID {} (CID = domid + {}), {}, ring {} pages (max {}), ring self-test ok\n",
             domid,
             cid,
             cid::CID_OFFSET,

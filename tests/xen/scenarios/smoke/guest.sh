@@ -14,6 +14,7 @@ mark_kernel_log
 check insmod insmod /yasmin/yasmin.ko
 kernel_log_since_mark | grep yasmin
 check cid-mapping sh -c "dmesg | grep -q 'yasmin: loaded: domid $SELF_DOMID vsock CID $SELF_CID '"
+check ring-selftest sh -c 'dmesg | grep -q "ring self-test ok"'
 check param-ring-pages sh -c 'test "$(cat /sys/module/yasmin/parameters/ring_pages)" = 128'
 
 check ping-peer retry 60 ping -c 1 -W 2 "$PEER_IP"
