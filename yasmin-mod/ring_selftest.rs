@@ -45,24 +45,29 @@ pub(crate) fn run() -> Result {
     while read < TOTAL {
         chunk = (chunk * 7 + 13) % 1500 + 1;
         let want = chunk.min(TOTAL - written);
+        // Stream position of the next byte: a wrapped copy comes in two segments.
+        let mut pos = written;
         let t = p
             .write(want, |dst, n| {
                 for k in 0..n {
                     // SAFETY: the ring hands out `dst` valid for `n` byte writes.
-                    unsafe { dst.add(k).write(pattern(written + k)) };
+                    unsafe { dst.add(k).write(pattern(pos + k)) };
                 }
+                pos += n;
                 n
             })
             .map_err(|_| fail("write"))?;
         notified |= t.notify;
         written += t.bytes;
         let mut bad = false;
+        let mut pos = read;
         let t = c
             .read(chunk / 2 + 1, |src, n| {
                 for k in 0..n {
                     // SAFETY: the ring hands out `src` valid for `n` byte reads.
-                    bad |= unsafe { src.add(k).read() } != pattern(read + k);
+                    bad |= unsafe { src.add(k).read() } != pattern(pos + k);
                 }
+                pos += n;
                 n
             })
             .map_err(|_| fail("read"))?;
