@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::control::pair::RateLimit;
 use crate::control::paths::{
-    self, parse_domid, parse_gen, parse_ipv4, parse_path, Kind, Parsed, GEN_COUNTER, IPMAP_DIR,
-    WATCH_ROOT,
+    self, ipmap_node, parse_domid, parse_gen, parse_ipmap_name, parse_ipv4, parse_path, Kind,
+    Parsed, GEN_COUNTER, IPMAP_DIR, WATCH_ROOT,
 };
 use crate::xs::{Errno, Error, MsgType, Perm, PermKind, Result, Transport, XsClient};
 
@@ -116,7 +116,8 @@ pub fn parse_ip_list(v: &[u8]) -> Vec<[u8; 4]> {
         .collect()
 }
 
-/// Formats an address as its `ipmap` node name.
+/// Formats an address as a dotted quad (for log lines; the `ipmap` node is named by
+/// [`paths::ipmap_name`], since xenstored refuses `.` in paths).
 pub fn fmt_ip(ip: [u8; 4]) -> String {
     format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3])
 }
@@ -228,14 +229,27 @@ impl Watcher {
         xs.mkdir(IPMAP_DIR)?;
         // World-readable, dom0-writable (see PROTOCOL.md, "IPv4 map").
         xs.set_perms(IPMAP_DIR, &[Perm::new(0, PermKind::Read)])?;
+        // Adopt the map a previous watcher published (the next refresh corrects it); drop
+        // anything that is not an entry.
         for name in dir_opt(xs, IPMAP_DIR)? {
-            let ip = parse_ipv4(name.as_bytes());
-            let dom = read_opt(xs, &format!("{IPMAP_DIR}/{name}"))?.and_then(|v| parse_domid(&v));
+            let path = format!("{IPMAP_DIR}/{name}");
+            let ip = parse_ipmap_name(name.as_bytes());
+            let dom = match read_opt(xs, &path) {
+                Ok(v) => v.and_then(|v| parse_domid(&v)),
+                Err(e) => {
+                    self.log(format!("ipmap: {path}: {e}"));
+                    continue;
+                }
+            };
             match (ip, dom) {
                 (Some(ip), Some(d)) => {
                     self.ipmap.insert(ip, d);
                 }
-                _ => rm_quiet(xs, &format!("{IPMAP_DIR}/{name}"))?,
+                _ => {
+                    if let Err(e) = rm_quiet(xs, &path) {
+                        self.log(format!("ipmap: removing {path} failed: {e}"));
+                    }
+                }
             }
         }
         xs.watch("@introduceDomain", TOKEN_INTRODUCE)?;
@@ -274,8 +288,11 @@ impl Watcher {
             .filter(|d| !live.contains(d))
             .copied()
             .collect();
+        // One domain's failure must not keep the others from being handled: log, go on.
         for d in dead {
-            self.domain_died(xs, d)?;
+            if let Err(e) = self.domain_died(xs, d) {
+                self.log(format!("domain {d}: cleaning up after it failed: {e}"));
+            }
         }
         for d in live {
             if let Err(e) = self.prepare(xs, d) {
@@ -443,44 +460,79 @@ impl Watcher {
     }
 
     /// Recomputes the IPv4 map from the vif backends and the guests' `ipv4` nodes and
-    /// writes the difference.
+    /// writes the difference. A failed read, write or removal is logged and skipped (the
+    /// entry is retried on the next refresh); it does not stop the other entries.
     pub fn refresh_ipmap(&mut self, xs: &mut impl Store) -> Result<()> {
         let mut backend = Vec::new();
         let mut guest = Vec::new();
         let doms: Vec<u16> = self.domains.keys().copied().collect();
         for d in doms {
             let mut ips = Vec::new();
-            for dev in dir_opt(xs, &format!("{VIF_BACKEND}/{d}"))? {
-                if let Some(v) = read_opt(xs, &format!("{VIF_BACKEND}/{d}/{dev}/ip"))? {
-                    ips.extend(parse_ip_list(&v));
+            let devs = match dir_opt(xs, &format!("{VIF_BACKEND}/{d}")) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.log_dom(d, format!("ipmap: {VIF_BACKEND}/{d}: {e}"));
+                    Vec::new()
+                }
+            };
+            for dev in devs {
+                let path = format!("{VIF_BACKEND}/{d}/{dev}/ip");
+                match read_opt(xs, &path) {
+                    Ok(Some(v)) => ips.extend(parse_ip_list(&v)),
+                    Ok(None) => {}
+                    Err(e) => self.log_dom(d, format!("ipmap: {path}: {e}")),
                 }
             }
             backend.push((d, ips));
-            if let Some(v) = read_opt(xs, paths::ipv4_node(d).as_str())? {
-                guest.push((d, parse_ip_list(&v)));
+            match read_opt(xs, paths::ipv4_node(d).as_str()) {
+                Ok(Some(v)) => guest.push((d, parse_ip_list(&v))),
+                Ok(None) => {}
+                Err(e) => self.log_dom(d, format!("ipmap: {}: {e}", paths::ipv4_node(d).as_str())),
             }
         }
         let (map, conflicts) = compute_ipmap(&backend, &guest);
         for c in conflicts {
             self.log_dom(0, format!("ipmap: {c}"));
         }
-        let stale: Vec<[u8; 4]> = self
+        let stale: Vec<([u8; 4], u16)> = self
             .ipmap
-            .keys()
-            .filter(|ip| !map.contains_key(*ip))
-            .copied()
+            .iter()
+            .filter(|(ip, _)| !map.contains_key(*ip))
+            .map(|(ip, d)| (*ip, *d))
             .collect();
-        for ip in stale {
-            rm_quiet(xs, &format!("{IPMAP_DIR}/{}", fmt_ip(ip)))?;
-            self.ipmap.remove(&ip);
+        for (ip, d) in stale {
+            let node = ipmap_node(ip);
+            match rm_quiet(xs, node.as_str()) {
+                Ok(()) => {
+                    self.ipmap.remove(&ip);
+                }
+                Err(e) => self.log_dom(
+                    d,
+                    format!(
+                        "ipmap: removing {} ({}) failed: {e}",
+                        node.as_str(),
+                        fmt_ip(ip)
+                    ),
+                ),
+            }
         }
         for (ip, d) in map {
-            if self.ipmap.get(&ip) != Some(&d) {
-                xs.write(
-                    &format!("{IPMAP_DIR}/{}", fmt_ip(ip)),
-                    d.to_string().as_bytes(),
-                )?;
-                self.ipmap.insert(ip, d);
+            if self.ipmap.get(&ip) == Some(&d) {
+                continue;
+            }
+            let node = ipmap_node(ip);
+            match xs.write(node.as_str(), d.to_string().as_bytes()) {
+                Ok(()) => {
+                    self.ipmap.insert(ip, d);
+                }
+                Err(e) => self.log_dom(
+                    d,
+                    format!(
+                        "ipmap: writing {} ({} -> domain {d}) failed: {e}",
+                        node.as_str(),
+                        fmt_ip(ip)
+                    ),
+                ),
             }
         }
         Ok(())

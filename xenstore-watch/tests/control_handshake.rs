@@ -6,7 +6,9 @@ mod model;
 
 use model::{Conn, World};
 use xenstore_watch::control::pair::{Channel, LogKind, NodeError, State, LOG_BURST};
-use xenstore_watch::control::paths::{self, parse_gen, Kind, Offer, IPMAP_DIR};
+use xenstore_watch::control::paths::{
+    self, ipmap_node, parse_gen, parse_ipv4, Kind, Offer, IPMAP_DIR,
+};
 use xenstore_watch::control::wire::{Msg, HEADER_LEN};
 use xenstore_watch::watcher::{compute_ipmap, Store, Watcher, VIF_BACKEND};
 use xenstore_watch::xs::{Errno, Error, Perm, PermKind};
@@ -199,7 +201,9 @@ fn third_domain_cannot_forge_or_disturb() {
         m.write(paths::peer_node(2, Kind::Gone, 1).as_str(), b"5")
     ));
     assert!(is_acces(m.write(paths::gen_node(2).as_str(), b"5")));
-    assert!(is_acces(m.write(&format!("{IPMAP_DIR}/198.18.0.12"), b"3")));
+    assert!(is_acces(
+        m.write(ipmap_node([198, 18, 0, 12]).as_str(), b"3")
+    ));
     // Watching the pair's nodes yields only the initial event, never their changes.
     m.watch(paths::root(1).as_str(), "spy").unwrap();
     m.watch(paths::root(2).as_str(), "spy").unwrap();
@@ -447,7 +451,8 @@ fn ipmap_prefers_toolstack_and_drops_conflicts() {
         .unwrap();
     w.settle();
     let read = |w: &World, ip: &str| {
-        w.read(&format!("{IPMAP_DIR}/{ip}"))
+        let ip = parse_ipv4(ip.as_bytes()).unwrap();
+        w.read(ipmap_node(ip).as_str())
             .map(|v| String::from_utf8(v).unwrap())
     };
     assert_eq!(read(&w, "198.18.0.11").as_deref(), Some("1"));
@@ -470,11 +475,18 @@ fn ipmap_prefers_toolstack_and_drops_conflicts() {
         "{:?}",
         c2.directory(IPMAP_DIR)
     );
-    assert_eq!(c2.read(&format!("{IPMAP_DIR}/198.18.0.11")).unwrap(), b"1");
+    // The node names are the addresses with `-` for `.` (xenstored refuses `.`).
+    let mut names = c2.directory(IPMAP_DIR).unwrap();
+    names.sort();
+    assert_eq!(
+        names,
+        ["10-0-0-2", "198-18-0-11", "198-18-0-12", "198-18-0-13"]
+    );
+    assert_eq!(c2.read(&format!("{IPMAP_DIR}/198-18-0-11")).unwrap(), b"1");
     assert!(is_acces(
-        c2.write(&format!("{IPMAP_DIR}/198.18.0.11"), b"2")
+        c2.write(&format!("{IPMAP_DIR}/198-18-0-11"), b"2")
     ));
-    assert!(is_acces(c2.rm(&format!("{IPMAP_DIR}/198.18.0.11"))));
+    assert!(is_acces(c2.rm(&format!("{IPMAP_DIR}/198-18-0-11"))));
     // Domain 2 dies: its entries go.
     w.destroy(2);
     assert_eq!(read(&w, "10.0.0.2"), None);

@@ -4,7 +4,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use xenstore_watch::control::pair::{Event, NodeError, Pair};
-use xenstore_watch::control::paths::{parse_gen, parse_ipv4, parse_path, Offer, Req};
+use xenstore_watch::control::paths::{
+    parse_gen, parse_ipmap_name, parse_ipv4, parse_path, Offer, Req,
+};
 use xenstore_watch::control::wire::{dir_read, peek_header, Msg, MAX_MSG_LEN, PAGE_SIZE};
 
 fuzz_target!(|data: &[u8]| {
@@ -53,4 +55,5 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = parse_path(data);
     let _ = parse_ipv4(data);
+    let _ = parse_ipmap_name(data);
 });

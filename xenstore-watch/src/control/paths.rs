@@ -17,7 +17,11 @@
 //! | `Y(d)/offer/<p>` | d (lower domid of the pair) | `n<d> r<p>` | `1 <gen d> <gen p or 0> <gref> <evtchn>` |
 //! | `Y(d)/req/<p>` | d (higher domid of the pair) | `n<d> r<p>` | `1 <gen d> <gen p or 0>` |
 //! | `Y(d)/ipv4` | d (optional) | `n<d>` | `a.b.c.d[ a.b.c.d]...` |
-//! | `/local/domain/0/data/yasmin-watch/ipmap/<a.b.c.d>` | watcher | `r0` | `<domid>` |
+//! | `/local/domain/0/data/yasmin-watch/ipmap/<a-b-c-d>` | watcher | `r0` | `<domid>` |
+//!
+//! Node names may hold only what C xenstored accepts in a path: ASCII letters, digits and
+//! `-/_@`. An IPv4 address is therefore keyed with `-` for `.` ([`ipmap_name`],
+//! [`ipmap_node`], [`parse_ipmap_name`]): `ipmap/198-18-0-11` = `3`.
 
 use core::fmt::{self, Write};
 
@@ -33,7 +37,7 @@ pub const VALUE_MAX: usize = 80;
 pub const NODE_VERSION: u32 = 1;
 /// The watcher's own directory (apart from dom0's `Y(0)`, so dom0 can be an endpoint too).
 pub const WATCH_ROOT: &str = "/local/domain/0/data/yasmin-watch";
-/// Directory of the IPv4 map.
+/// Directory of the IPv4 map; its children are named by [`ipmap_name`].
 pub const IPMAP_DIR: &str = "/local/domain/0/data/yasmin-watch/ipmap";
 /// Dom0-only counter the watcher draws generations from.
 pub const GEN_COUNTER: &str = "/local/domain/0/data/yasmin-watch/next-gen";
@@ -392,9 +396,41 @@ impl Req {
 
 /// Strict dotted-quad IPv4 (`198.18.0.11`): four decimal octets, no leading zeros.
 pub fn parse_ipv4(s: &[u8]) -> Option<[u8; 4]> {
+    parse_quad(s, b'.')
+}
+
+/// Separator of the octets in an `ipmap` node name (`.` is not allowed in XenStore paths).
+pub const IPMAP_SEP: u8 = b'-';
+/// Longest `ipmap` node name (`255-255-255-255`).
+pub const IPMAP_NAME_MAX: usize = 15;
+/// A formatted `ipmap` node name.
+pub type IpmapName = Buf<IPMAP_NAME_MAX>;
+
+/// The name of the `ipmap` node of `ip`: the dotted quad with `-` for `.`
+/// (`[198, 18, 0, 11]` -> `198-18-0-11`).
+pub fn ipmap_name(ip: [u8; 4]) -> IpmapName {
+    let mut n = IpmapName::new();
+    // At most 4 * 3 digits + 3 separators = IPMAP_NAME_MAX.
+    let _ = write!(n, "{}-{}-{}-{}", ip[0], ip[1], ip[2], ip[3]);
+    n
+}
+
+/// `/local/domain/0/data/yasmin-watch/ipmap/<a-b-c-d>` (at most 55 bytes).
+pub fn ipmap_node(ip: [u8; 4]) -> PathBuf {
+    fmt_path(format_args!("{IPMAP_DIR}/{}", ipmap_name(ip).as_str()))
+}
+
+/// Parses an `ipmap` node name (`198-18-0-11`), as strictly as [`parse_ipv4`]; the
+/// inverse of [`ipmap_name`].
+pub fn parse_ipmap_name(s: &[u8]) -> Option<[u8; 4]> {
+    parse_quad(s, IPMAP_SEP)
+}
+
+/// Four decimal octets separated by `sep`, no leading zeros.
+fn parse_quad(s: &[u8], sep: u8) -> Option<[u8; 4]> {
     let mut out = [0u8; 4];
     let mut n = 0;
-    for part in s.split(|&c| c == b'.') {
+    for part in s.split(|&c| c == sep) {
         if n == 4 || part.len() > 3 {
             return None;
         }

@@ -10,7 +10,13 @@
 //!   unprivileged domain cannot give a node away;
 //! * a watch fires once when set, then for changes at or below its path (and for its path
 //!   when an ancestor is removed), only to watchers that may read the changed node;
-//! * `@introduceDomain`/`@releaseDomain` fire only to dom0 (special node perms `n0`).
+//! * `@introduceDomain`/`@releaseDomain` fire only to dom0 (special node perms `n0`);
+//! * every path is checked like `is_valid_nodename()` before anything else, failing with
+//!   `EINVAL`: only ASCII letters, digits and `-/_@`; no trailing `/` (except `/` itself);
+//!   no `//`; at most [`ABS_PATH_MAX`] bytes, and at most [`REL_PATH_MAX`] (the default
+//!   `quota-path-max`) after a `/local/domain/<d>/` prefix, or in all without one. A relative path is taken relative to
+//!   `/local/domain/<caller>/` (watch events then name the absolute path, unlike
+//!   xenstored); a watch on a special `@` node only checks its length.
 
 #![allow(dead_code)]
 
@@ -53,6 +59,46 @@ fn err(e: Errno) -> Error {
     Error::Xs(e)
 }
 
+/// `XENSTORE_ABS_PATH_MAX`.
+pub const ABS_PATH_MAX: usize = 3072;
+/// `XENSTORE_REL_PATH_MAX` (C xenstored's default `quota-path-max`).
+pub const REL_PATH_MAX: usize = 2048;
+
+/// C xenstored's `valid_chars()`.
+pub fn valid_chars(path: &str) -> bool {
+    path.bytes()
+        .all(|c| c.is_ascii_alphanumeric() || b"-/_@".contains(&c))
+}
+
+/// C xenstored's `is_valid_nodename()` for an absolute (canonical) path.
+pub fn valid_path(path: &str) -> bool {
+    if !path.starts_with('/') {
+        return false;
+    }
+    if path.ends_with('/') && path != "/" {
+        return false;
+    }
+    if path.contains("//") {
+        return false;
+    }
+    if path.len() > ABS_PATH_MAX {
+        return false;
+    }
+    // `sscanf(node, "/local/domain/%5u/%n", ...)`: the quota applies to what follows.
+    let local_off = path
+        .strip_prefix("/local/domain/")
+        .and_then(|rest| {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let ok = (1..=5).contains(&digits) && rest.as_bytes().get(digits) == Some(&b'/');
+            ok.then_some("/local/domain/".len() + digits + 1)
+        })
+        .unwrap_or(0);
+    if path.len() - local_off > REL_PATH_MAX {
+        return false;
+    }
+    valid_chars(path)
+}
+
 fn parent(p: &str) -> Option<&str> {
     if p == "/" {
         return None;
@@ -61,6 +107,15 @@ fn parent(p: &str) -> Option<&str> {
         Some(0) => Some("/"),
         Some(i) => Some(&p[..i]),
         None => None,
+    }
+}
+
+/// A relative path is relative to the caller's home.
+fn absolute(dom: u16, path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/local/domain/{dom}/{path}")
     }
 }
 
@@ -111,6 +166,15 @@ impl Model {
         err(e)
     }
 
+    /// xenstored's `canonicalize()` + `is_valid_nodename()`: the absolute path, or `EINVAL`.
+    fn canon(&mut self, dom: u16, op: &'static str, path: &str) -> Result<String> {
+        let abs = absolute(dom, path);
+        if !valid_path(&abs) {
+            return Err(self.deny(dom, op, path, Errno::Inval));
+        }
+        Ok(abs)
+    }
+
     fn fire(&mut self, path: &str, perms: &[Perm], removed: bool) {
         let regs = self.watches.clone();
         for w in regs {
@@ -142,6 +206,7 @@ impl Model {
     }
 
     pub fn read(&mut self, dom: u16, path: &str) -> Result<Vec<u8>> {
+        let path = &self.canon(dom, "read", path)?;
         let Some(n) = self.nodes.get(path) else {
             return Err(err(Errno::NoEnt));
         };
@@ -152,6 +217,7 @@ impl Model {
     }
 
     pub fn write(&mut self, dom: u16, path: &str, value: &[u8]) -> Result<()> {
+        let path = &self.canon(dom, "write", path)?;
         if let Some(n) = self.nodes.get(path) {
             if !can_write(dom, &n.perms) {
                 return Err(self.deny(dom, "write", path, Errno::Acces));
@@ -190,6 +256,7 @@ impl Model {
     }
 
     pub fn mkdir(&mut self, dom: u16, path: &str) -> Result<()> {
+        let path = &self.canon(dom, "mkdir", path)?;
         if self.nodes.contains_key(path) {
             return Ok(());
         }
@@ -197,6 +264,7 @@ impl Model {
     }
 
     pub fn rm(&mut self, dom: u16, path: &str) -> Result<()> {
+        let path = &self.canon(dom, "rm", path)?;
         let Some(n) = self.nodes.get(path) else {
             return Err(err(Errno::NoEnt));
         };
@@ -218,6 +286,7 @@ impl Model {
     }
 
     pub fn directory(&mut self, dom: u16, path: &str) -> Result<Vec<String>> {
+        let path = &self.canon(dom, "directory", path)?;
         let Some(n) = self.nodes.get(path) else {
             return Err(err(Errno::NoEnt));
         };
@@ -239,6 +308,7 @@ impl Model {
     }
 
     pub fn set_perms(&mut self, dom: u16, path: &str, perms: &[Perm]) -> Result<()> {
+        let path = &self.canon(dom, "set_perms", path)?;
         let Some(n) = self.nodes.get(path) else {
             return Err(err(Errno::NoEnt));
         };
@@ -261,6 +331,14 @@ impl Model {
     }
 
     pub fn watch(&mut self, conn: usize, dom: u16, path: &str, token: &str) -> Result<()> {
+        let path = &if path.starts_with('@') {
+            if path.len() > REL_PATH_MAX {
+                return Err(self.deny(dom, "watch", path, Errno::Inval));
+            }
+            path.to_string()
+        } else {
+            self.canon(dom, "watch", path)?
+        };
         self.watches.push(WatchReg {
             conn,
             dom,
@@ -275,10 +353,15 @@ impl Model {
         Ok(())
     }
 
-    pub fn unwatch(&mut self, conn: usize, path: &str, token: &str) -> Result<()> {
+    pub fn unwatch(&mut self, conn: usize, dom: u16, path: &str, token: &str) -> Result<()> {
+        let path = &if path.starts_with('@') {
+            path.to_string()
+        } else {
+            absolute(dom, path)
+        };
         let before = self.watches.len();
         self.watches
-            .retain(|w| !(w.conn == conn && w.path == path && w.token == token));
+            .retain(|w| !(w.conn == conn && w.path == *path && w.token == token));
         if self.watches.len() == before {
             return Err(err(Errno::NoEnt));
         }
@@ -373,7 +456,9 @@ impl Store for Conn {
             .watch(self.id, self.dom, path, token)
     }
     fn unwatch(&mut self, path: &str, token: &str) -> Result<()> {
-        self.model.borrow_mut().unwatch(self.id, path, token)
+        self.model
+            .borrow_mut()
+            .unwatch(self.id, self.dom, path, token)
     }
     fn is_introduced(&mut self, domid: u16) -> Result<bool> {
         if self.dom != 0 {
