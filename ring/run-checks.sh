@@ -21,7 +21,8 @@ echo "loom: $(( $(date +%s) - t0 ))s"
 miri_ok=0
 if [ "${RING_MIRI:-1}" != 0 ]; then
     if ! cargo +nightly miri --version >/dev/null 2>&1; then
-        rustup component add --toolchain nightly miri rust-src >/dev/null 2>&1 || true
+        # Bounded: on a machine without access to the toolchain server this must not hang.
+        timeout 120 rustup component add --toolchain nightly miri rust-src >/dev/null 2>&1 || true
     fi
     if cargo +nightly miri --version >/dev/null 2>&1 && cargo +nightly miri setup >/dev/null 2>&1; then
         miri_ok=1

@@ -14,7 +14,8 @@ check area-owned-by-self sh -c "$xs get-perms $Y | grep -qx 'n$SELF_DOMID'"
 check peer-area-unreadable sh -c "! $xs read $PY/gen 2>/dev/null"
 check forge-in-peer-area-refused sh -c "! $xs write $PY/offer/$SELF_DOMID '1 1 0 8 9' 2>/dev/null"
 check forge-notify-for-peer-refused sh -c "! $xs write $PY/notify/$SELF_DOMID 1 2>/dev/null"
-check ipmap-lists-peer sh -c "test \"\$($xs wait /local/domain/0/data/yasmin-watch/ipmap/$PEER_IP --timeout 30)\" = $PEER_DOMID"
+# Map nodes are named a-b-c-d: xenstored allows no dots in paths (PROTOCOL.md).
+check ipmap-lists-peer sh -c "test \"\$($xs wait /local/domain/0/data/yasmin-watch/ipmap/$(echo "$PEER_IP" | tr . -) --timeout 30)\" = $PEER_DOMID"
 
 # Rendezvous: the lower domid offers, the higher one requests (PROTOCOL.md 1.3).
 if [ "$SELF_DOMID" -lt "$PEER_DOMID" ]; then
