@@ -6,10 +6,15 @@
 //! - `cid`: the documented CID <-> domid mapping;
 //! - `ring`: the shared byte ring, compiled from the same source as the userspace crate;
 //! - `ring_selftest`: exercises that ring in the kernel at load time;
+//! - `control`: the control plane's pure logic (codec, XenStore schema, pair state
+//!   machine), compiled from `xenstore-watch/src/control/` (see PROTOCOL.md there);
 //! - `bindings`: bindgen output for the kernel's Xen and vsock headers (glue.h).
 
 mod bindings;
 mod cid;
+#[path = "../xenstore-watch/src/control/mod.rs"]
+#[allow(dead_code, unreachable_pub)] // Driven by the kernel control plane (next step).
+mod control;
 #[path = "../ring/src/ring.rs"]
 #[allow(dead_code, unreachable_pub)] // The transport uses only part of the ring API.
 mod ring;

@@ -24,3 +24,6 @@ check barrier-pinged barrier pinged 120
 check rmmod rmmod yasmin
 check unload-logged sh -c "dmesg | grep -q 'yasmin: unloaded (CID $SELF_CID)'"
 check module-gone sh -c '! grep -q "^yasmin " /proc/modules'
+
+# The Debian programs later scenarios use run in the busybox guest.
+check guest-programs sh -c 'socat -V >/dev/null && iperf3 -v >/dev/null && ncat --version >/dev/null 2>&1 && curl --version >/dev/null'
