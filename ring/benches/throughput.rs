@@ -8,6 +8,12 @@
 //! footprint). The ring does two copies per byte (in and out) on two cores, so 1.0x means
 //! the pipeline fully hides the second copy and the cross-core transfer.
 //!
+//! A second baseline, measured in the same run with the same polling loops, is a two-thread
+//! "cross-core handoff" with no ring logic ([`Handoff`]): the same buffer cut into
+//! message-sized slots, one slot counter per side published Release / read Acquire, no
+//! validation, no fence, no wake-up bits. It is the floor for moving bytes between two cores
+//! with two copies; ring / handoff near 1.0x means the ring adds no cost of its own.
+//!
 //! `cargo bench -p ring --bench throughput -- [--ms 120] [--json PATH] [--msg 65536 --ring 524288]`
 //! prints a markdown table and writes JSON (default `target/ring-bench.json`). Not meant for
 //! `--cfg loom` builds (it compiles there, but the header would be misinterpreted).
@@ -24,9 +30,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
-#[command(about = "YASMIN ring throughput vs single-threaded memcpy")]
+#[command(about = "YASMIN ring throughput vs single-threaded memcpy and a two-thread handoff")]
 struct Args {
-    /// Measurement time per point and per side (ring run and memcpy run), milliseconds.
+    /// Measurement time per point and per run (ring, memcpy, handoff), milliseconds.
     #[arg(long, default_value_t = 120)]
     ms: u64,
     /// Message sizes in bytes (default 64 B .. 1 MiB, powers of 4).
