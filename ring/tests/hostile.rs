@@ -86,14 +86,7 @@ fn racing_peer_thread() {
         let (mem, stop) = (mem.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut rng = Rng::new(7);
-            let offs = [
-                OFF_PROD,
-                OFF_PROD_FLAGS,
-                OFF_WANT_SPACE,
-                OFF_CONS,
-                OFF_CONS_FLAGS,
-                OFF_WANT_DATA,
-            ];
+            let offs = hostile::WORDS;
             while !stop.load(Ordering::Relaxed) {
                 let off = offs[rng.below(offs.len())];
                 let cur = mem.word(off).load(Ordering::Relaxed);

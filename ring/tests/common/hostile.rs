@@ -10,7 +10,8 @@ use ring::*;
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
 
-const WORDS: [usize; 6] = [
+/// Every header word a peer may scribble on.
+pub const WORDS: [usize; 6] = [
     OFF_PROD,
     OFF_PROD_FLAGS,
     OFF_WANT_SPACE,
