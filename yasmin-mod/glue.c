@@ -2,6 +2,14 @@
 /* Thin C glue for the YASMIN module; see glue.h for why each piece is in C. */
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/gfp.h>
+#include <linux/mm.h>
+#include <linux/workqueue.h>
+#include <linux/debugfs.h>
+#include <linux/seq_file.h>
+#include <linux/uaccess.h>
+#include <asm/xen/hypercall.h>
+#include <asm/xen/page.h>
 #include "glue.h"
 
 unsigned int yasmin_param_ring_pages = 128;
@@ -27,4 +35,147 @@ bool yasmin_xen_pv_domain(void)
 bool yasmin_xen_initial_domain(void)
 {
 	return xen_initial_domain();
+}
+
+void *yasmin_alloc_zeroed_page(void)
+{
+	return (void *)get_zeroed_page(GFP_KERNEL);
+}
+
+void yasmin_free_page(void *addr)
+{
+	free_page((unsigned long)addr);
+}
+
+void *yasmin_page_address(struct page *page)
+{
+	return page_address(page);
+}
+
+int yasmin_grant_page(domid_t domid, void *addr, bool readonly)
+{
+	return gnttab_grant_foreign_access(domid, virt_to_gfn(addr), readonly);
+}
+
+void yasmin_end_foreign_access(grant_ref_t ref, void *addr)
+{
+	gnttab_end_foreign_access(ref, virt_to_page(addr));
+}
+
+void yasmin_set_map_op(struct gnttab_map_grant_ref *op, struct page *page,
+		       grant_ref_t ref, domid_t domid)
+{
+	gnttab_set_map_op(op, (unsigned long)page_address(page), GNTMAP_host_map,
+			  ref, domid);
+}
+
+void yasmin_set_unmap_op(struct gnttab_unmap_grant_ref *op, struct page *page,
+			 grant_handle_t handle)
+{
+	gnttab_set_unmap_op(op, (unsigned long)page_address(page), GNTMAP_host_map,
+			    handle);
+}
+
+int yasmin_evtchn_alloc_unbound(domid_t remote, evtchn_port_t *port)
+{
+	struct evtchn_alloc_unbound op = { .dom = DOMID_SELF, .remote_dom = remote };
+	int rc = HYPERVISOR_event_channel_op(EVTCHNOP_alloc_unbound, &op);
+
+	if (!rc)
+		*port = op.port;
+	return rc;
+}
+
+int yasmin_evtchn_bind_interdomain(domid_t remote, evtchn_port_t remote_port,
+				   evtchn_port_t *local_port)
+{
+	struct evtchn_bind_interdomain op = {
+		.remote_dom = remote, .remote_port = remote_port
+	};
+	int rc = HYPERVISOR_event_channel_op(EVTCHNOP_bind_interdomain, &op);
+
+	if (!rc)
+		*local_port = op.local_port;
+	return rc;
+}
+
+void yasmin_evtchn_close(evtchn_port_t port)
+{
+	struct evtchn_close op = { .port = port };
+
+	int rc = HYPERVISOR_event_channel_op(EVTCHNOP_close, &op);
+
+	if (rc)
+		pr_warn("yasmin: closing event channel %u: %d\n", port, rc);
+}
+
+static void yasmin_ctl_workfn(struct work_struct *work)
+{
+	yasmin_control_work();
+}
+
+static DECLARE_DELAYED_WORK(yasmin_ctl_dwork, yasmin_ctl_workfn);
+
+/* Run the control work now (a pending later run is pulled forward). */
+void yasmin_ctl_kick(void)
+{
+	mod_delayed_work(system_wq, &yasmin_ctl_dwork, 0);
+}
+
+/* Run it in `ms` at the latest: an earlier pending run is kept. */
+void yasmin_ctl_kick_after(unsigned int ms)
+{
+	queue_delayed_work(system_wq, &yasmin_ctl_dwork, msecs_to_jiffies(ms));
+}
+
+void yasmin_ctl_cancel(void)
+{
+	cancel_delayed_work_sync(&yasmin_ctl_dwork);
+}
+
+static struct dentry *yasmin_dbg_dir;
+
+static int pairs_show(struct seq_file *m, void *v)
+{
+	long n;
+	char *buf = kmalloc(PAGE_SIZE, GFP_KERNEL);
+
+	if (!buf)
+		return -ENOMEM;
+	n = yasmin_debugfs_pairs(buf, PAGE_SIZE);
+	if (n > 0)
+		seq_write(m, buf, n);
+	kfree(buf);
+	return n < 0 ? n : 0;
+}
+DEFINE_SHOW_ATTRIBUTE(pairs);
+
+static ssize_t connect_write(struct file *file, const char __user *ubuf,
+			     size_t len, loff_t *ppos)
+{
+	unsigned int domid;
+	int rc = kstrtouint_from_user(ubuf, len, 10, &domid);
+
+	if (rc)
+		return rc;
+	rc = yasmin_debugfs_connect(domid);
+	return rc ? rc : len;
+}
+
+static const struct file_operations connect_fops = {
+	.owner = THIS_MODULE,
+	.write = connect_write,
+};
+
+void yasmin_debugfs_init(void)
+{
+	yasmin_dbg_dir = debugfs_create_dir("yasmin", NULL);
+	debugfs_create_file("pairs", 0444, yasmin_dbg_dir, NULL, &pairs_fops);
+	debugfs_create_file("connect", 0200, yasmin_dbg_dir, NULL, &connect_fops);
+}
+
+void yasmin_debugfs_exit(void)
+{
+	debugfs_remove(yasmin_dbg_dir);
+	yasmin_dbg_dir = NULL;
 }

@@ -1,19 +1,22 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Thin C glue for the YASMIN module: the kernel headers bindgen reads, module
- * parameters (the 6.12 Rust `module!` macro has no parameter support) and
- * wrappers for static inlines and macros that Rust cannot call directly.
- * No protocol logic lives here.
+ * parameters (the 6.12 Rust `module!` macro has no parameter support), wrappers for
+ * static inlines and macros that Rust cannot call directly, and the few C objects the
+ * kernel wants statically defined (the control work item, debugfs file operations).
+ * No protocol logic lives here: every callback below calls straight into Rust.
  */
 #ifndef YASMIN_GLUE_H
 #define YASMIN_GLUE_H
 
 #include <linux/types.h>
 #include <linux/slab.h>
+#include <linux/interrupt.h>
 #include <xen/xen.h>
 #include <xen/xenbus.h>
 #include <xen/grant_table.h>
 #include <xen/events.h>
+#include <xen/interface/event_channel.h>
 #include <net/af_vsock.h>
 
 /* Module parameters (read-only after load; see yasmin_main.rs for bounds). */
@@ -24,5 +27,42 @@ extern unsigned int yasmin_param_max_ring_pages;
 bool yasmin_xen_domain(void);
 bool yasmin_xen_pv_domain(void);
 bool yasmin_xen_initial_domain(void);
+
+/* Pages: get_zeroed_page() and virt_to_page()/page_address() are macros. */
+void *yasmin_alloc_zeroed_page(void);
+void yasmin_free_page(void *addr);
+void *yasmin_page_address(struct page *page);
+
+/* Grants: virt_to_gfn() and gnttab_set_{map,unmap}_op() are static inlines. */
+int yasmin_grant_page(domid_t domid, void *addr, bool readonly);
+void yasmin_end_foreign_access(grant_ref_t ref, void *addr);
+void yasmin_set_map_op(struct gnttab_map_grant_ref *op, struct page *page,
+		       grant_ref_t ref, domid_t domid);
+void yasmin_set_unmap_op(struct gnttab_unmap_grant_ref *op, struct page *page,
+			 grant_handle_t handle);
+
+/* Event channels: HYPERVISOR_event_channel_op() is a static inline. */
+int yasmin_evtchn_alloc_unbound(domid_t remote, evtchn_port_t *port);
+int yasmin_evtchn_bind_interdomain(domid_t remote, evtchn_port_t remote_port,
+				   evtchn_port_t *local_port);
+void yasmin_evtchn_close(evtchn_port_t port);
+
+/*
+ * The control-plane work item (DECLARE_DELAYED_WORK is a macro): every run calls
+ * yasmin_control_work() (Rust, control_plane.rs).
+ */
+void yasmin_control_work(void);
+void yasmin_ctl_kick(void);
+void yasmin_ctl_kick_after(unsigned int ms);
+void yasmin_ctl_cancel(void);
+
+/*
+ * debugfs (<debugfs>/yasmin/): file operations are C structures; the content comes
+ * from Rust (yasmin_debugfs_pairs) and writes go to Rust (yasmin_debugfs_connect).
+ */
+long yasmin_debugfs_pairs(char *buf, size_t len);
+int yasmin_debugfs_connect(unsigned int domid);
+void yasmin_debugfs_init(void);
+void yasmin_debugfs_exit(void);
 
 #endif

@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Safe wrappers around the kernel's Xen APIs (xenbus/XenStore for now).
+//! Safe wrappers around the kernel's Xen APIs: XenStore (read, write, remove, list,
+//! watch), grant tables (granting our pages, mapping a peer's) and event channels.
+//! Every resource is a value that gives itself back on drop.
 
 use crate::bindings;
-use kernel::error::from_err_ptr;
+use core::ptr::NonNull;
+use kernel::error::{from_err_ptr, to_result};
+use kernel::fmt;
 use kernel::prelude::*;
-use kernel::str::CStr;
+use kernel::str::{CStr, CString};
+use kernel::types::Opaque;
 
 /// Which kind of Xen domain this kernel runs in.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -62,4 +67,281 @@ pub(crate) fn parse_u32(bytes: &[u8]) -> Result<u32> {
 /// Our own domain id, read from XenStore (`domid` under our home path).
 pub(crate) fn own_domid() -> Result<u32> {
     xs_read_with(kernel::c_str!("domid"), kernel::c_str!(""), parse_u32)?
+}
+
+/// A NUL-terminated copy of `s` for C APIs.
+pub(crate) fn cstring(s: &str) -> Result<CString> {
+    CString::try_from_fmt(fmt!("{}", s))
+}
+
+/// Writes `value` to the XenStore node `path` (absolute), creating it if needed.
+pub(crate) fn xs_write(path: &str, value: &[u8]) -> Result {
+    let p = cstring(path)?;
+    let v = CString::try_from_fmt(fmt!("{}", BStrDisplay(value)))?;
+    // SAFETY: both strings are NUL-terminated and live across the call; process context.
+    let rc = unsafe {
+        bindings::xenbus_write(XBT_NIL, p.as_char_ptr(), kernel::c_str!("").as_char_ptr(), v.as_char_ptr())
+    };
+    to_result(rc)
+}
+
+/// Removes the XenStore node `path` and everything below it; a missing node is fine.
+pub(crate) fn xs_rm(path: &str) -> Result {
+    let p = cstring(path)?;
+    // SAFETY: as in `xs_write`.
+    let rc = unsafe { bindings::xenbus_rm(XBT_NIL, p.as_char_ptr(), kernel::c_str!("").as_char_ptr()) };
+    match to_result(rc) {
+        Err(e) if e == ENOENT => Ok(()),
+        r => r,
+    }
+}
+
+/// Reads the absolute node `path` and hands its bytes to `f`.
+pub(crate) fn xs_read_path<R>(path: &str, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+    let p = cstring(path)?;
+    xs_read_with(&p, kernel::c_str!(""), f)
+}
+
+/// Lists the children of the absolute node `path`, calling `f` with each name.
+pub(crate) fn xs_directory(path: &str, mut f: impl FnMut(&[u8])) -> Result {
+    let p = cstring(path)?;
+    let mut num: u32 = 0;
+    // SAFETY: NUL-terminated strings valid for the call, `num` a valid out-pointer.
+    let arr = unsafe {
+        bindings::xenbus_directory(XBT_NIL, p.as_char_ptr(), kernel::c_str!("").as_char_ptr(), &mut num)
+    };
+    let arr = from_err_ptr(arr)?;
+    for i in 0..num as usize {
+        // SAFETY: on success `arr` is one kmalloc'd block holding `num` pointers to
+        // NUL-terminated names inside the same block.
+        let name = unsafe { CStr::from_char_ptr(*arr.add(i)) };
+        f(name.as_bytes());
+    }
+    // SAFETY: the block came from kmalloc in xenbus_directory; no name is used after this.
+    unsafe { bindings::kfree(arr.cast()) };
+    Ok(())
+}
+
+/// Displays raw bytes as text (XenStore values are ASCII; others become `?`).
+struct BStrDisplay<'a>(&'a [u8]);
+
+impl core::fmt::Display for BStrDisplay<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for &b in self.0 {
+            let c = if (0x20..0x7f).contains(&b) { b as char } else { '?' };
+            core::fmt::Write::write_char(f, c)?;
+        }
+        Ok(())
+    }
+}
+
+const XBT_NIL: bindings::xenbus_transaction = bindings::xenbus_transaction { id: 0 };
+
+/// Signature of a XenStore watch callback (runs in the xenwatch thread).
+pub(crate) type WatchFn =
+    unsafe extern "C" fn(*mut bindings::xenbus_watch, *const kernel::ffi::c_char, *const kernel::ffi::c_char);
+
+/// A registered XenStore watch; unregistered (and waited for) on drop.
+pub(crate) struct Watch {
+    w: Pin<KBox<Opaque<bindings::xenbus_watch>>>,
+    _path: CString,
+}
+
+// SAFETY: after registration the C side only reads the watch under xenbus' own locks;
+// we never touch it again until `drop` unregisters it, from any thread.
+unsafe impl Send for Watch {}
+// SAFETY: `&Watch` gives no access to the C object at all.
+unsafe impl Sync for Watch {}
+
+impl Watch {
+    /// Watches `path` and everything below it. Xen fires the watch once right away.
+    pub(crate) fn new(path: &str, callback: WatchFn) -> Result<Self> {
+        let path = cstring(path)?;
+        let w = KBox::pin(Opaque::<bindings::xenbus_watch>::uninit(), GFP_KERNEL)?;
+        // SAFETY: `w.get()` points to memory we own; an all-zero xenbus_watch (empty list
+        // head, no callbacks) is a valid starting point that we fill before registering.
+        unsafe {
+            core::ptr::write_bytes(w.get(), 0, 1);
+            (*w.get()).node = path.as_char_ptr();
+            (*w.get()).callback = Some(callback);
+        }
+        // SAFETY: the watch and its path live (pinned) until `drop` unregisters it.
+        to_result(unsafe { bindings::register_xenbus_watch(w.get()) })?;
+        Ok(Watch { w, _path: path })
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // SAFETY: registered in `new`; unregistering waits for a running callback.
+        unsafe { bindings::unregister_xenbus_watch(self.w.get()) };
+    }
+}
+
+/// A zeroed page of ours, granted to one foreign domain (read-write). Dropping it ends
+/// the grant and frees the page, deferred by the kernel while the peer still maps it.
+pub(crate) struct GrantedPage {
+    addr: NonNull<u8>,
+    gref: u32,
+}
+
+// SAFETY: the page is plain memory owned by this value; nothing ties it to a thread.
+unsafe impl Send for GrantedPage {}
+
+impl GrantedPage {
+    /// Allocates a zeroed page, lets `init` fill it, then grants it to `domid`.
+    pub(crate) fn new(domid: u16, init: impl FnOnce(*mut u8)) -> Result<Self> {
+        // SAFETY: plain page allocation (GFP_KERNEL, process context).
+        let addr = NonNull::new(unsafe { bindings::yasmin_alloc_zeroed_page() }.cast::<u8>())
+            .ok_or(ENOMEM)?;
+        init(addr.as_ptr());
+        // SAFETY: `addr` is a page we own; the grant names its frame.
+        let rc = unsafe { bindings::yasmin_grant_page(domid, addr.as_ptr().cast(), false) };
+        if rc < 0 {
+            // SAFETY: never granted, still ours.
+            unsafe { bindings::yasmin_free_page(addr.as_ptr().cast()) };
+            return Err(Error::from_errno(rc));
+        }
+        Ok(GrantedPage { addr, gref: rc as u32 })
+    }
+
+    pub(crate) fn addr(&self) -> *mut u8 {
+        self.addr.as_ptr()
+    }
+
+    pub(crate) fn gref(&self) -> u32 {
+        self.gref
+    }
+}
+
+impl Drop for GrantedPage {
+    fn drop(&mut self) {
+        // SAFETY: `gref` grants `addr`'s page; the kernel frees the page once the peer has
+        // unmapped it (immediately if it never mapped it). We never touch it again.
+        unsafe { bindings::yasmin_end_foreign_access(self.gref, self.addr.as_ptr().cast()) };
+    }
+}
+
+/// A foreign domain's granted page, mapped read-write into our address space.
+pub(crate) struct ForeignPage {
+    page: *mut bindings::page,
+    handle: bindings::grant_handle_t,
+    addr: NonNull<u8>,
+}
+
+// SAFETY: the mapping belongs to this value alone and can be used from any thread.
+unsafe impl Send for ForeignPage {}
+
+impl ForeignPage {
+    /// Maps grant `gref` of domain `domid`. Fails with `EFAULT` if Xen refuses (no such
+    /// grant, not granted to us, ...).
+    pub(crate) fn map(domid: u16, gref: u32) -> Result<Self> {
+        let mut page: *mut bindings::page = core::ptr::null_mut();
+        // SAFETY: asks for one ballooned-out page frame to map over; `page` is an out-pointer.
+        to_result(unsafe { bindings::gnttab_alloc_pages(1, &mut page) })?;
+        // SAFETY: a plain C struct of integers: all-zero is valid; filled by the glue below.
+        let mut op: bindings::gnttab_map_grant_ref = unsafe { core::mem::zeroed() };
+        // SAFETY: `page` came from gnttab_alloc_pages; `op` is a valid out-struct.
+        unsafe { bindings::yasmin_set_map_op(&mut op, page, gref, domid) };
+        // SAFETY: one op for one page, both valid; no kernel-side kmap op (NULL).
+        let rc = unsafe { bindings::gnttab_map_refs(&mut op, core::ptr::null_mut(), &mut page, 1) };
+        if rc != 0 || op.status != bindings::GNTST_okay as i16 {
+            // SAFETY: nothing was mapped: the page goes straight back.
+            unsafe { bindings::gnttab_free_pages(1, &mut page) };
+            return Err(EFAULT);
+        }
+        // SAFETY: `page` is a valid struct page in the kernel's direct map.
+        let addr = NonNull::new(unsafe { bindings::yasmin_page_address(page) }.cast::<u8>())
+            .ok_or(EFAULT)?;
+        Ok(ForeignPage { page, handle: op.handle, addr })
+    }
+
+    pub(crate) fn addr(&self) -> *mut u8 {
+        self.addr.as_ptr()
+    }
+}
+
+impl Drop for ForeignPage {
+    fn drop(&mut self) {
+        // SAFETY: as in `map`: a zeroed integer struct filled by the glue.
+        let mut op: bindings::gnttab_unmap_grant_ref = unsafe { core::mem::zeroed() };
+        // SAFETY: `page` and `handle` describe our live mapping.
+        unsafe { bindings::yasmin_set_unmap_op(&mut op, self.page, self.handle) };
+        let mut page = self.page;
+        // SAFETY: unmaps exactly the mapping made in `map`.
+        let rc = unsafe { bindings::gnttab_unmap_refs(&mut op, core::ptr::null_mut(), &mut page, 1) };
+        if rc == 0 && op.status == bindings::GNTST_okay as i16 {
+            // SAFETY: unmapped: the frame can go back to the balloon.
+            unsafe { bindings::gnttab_free_pages(1, &mut page) };
+        } else {
+            // Returning a still-mapped frame would hand the peer's page to someone else.
+            pr_alert!("grant unmap failed ({}, status {}): leaking one page\n", rc, op.status);
+        }
+    }
+}
+
+/// Signature of an event-channel interrupt handler (hard IRQ context).
+pub(crate) type IrqFn = unsafe extern "C" fn(kernel::ffi::c_int, *mut kernel::ffi::c_void) -> bindings::irqreturn_t;
+
+/// An interdomain event channel bound to an interrupt handler; closed on drop.
+pub(crate) struct EventChannel {
+    irq: u32,
+    port: u32,
+    cookie: usize,
+}
+
+impl EventChannel {
+    /// Allocates a fresh port that `remote` may bind to (its number goes in an offer).
+    pub(crate) fn alloc_unbound(remote: u16, handler: IrqFn, cookie: usize) -> Result<Self> {
+        let mut port = 0;
+        // SAFETY: hypercall wrapper with a valid out-pointer.
+        to_result(unsafe { bindings::yasmin_evtchn_alloc_unbound(remote, &mut port) })?;
+        Self::bind(port, handler, cookie)
+    }
+
+    /// Binds to `remote`'s unbound port `remote_port` (offered to us).
+    pub(crate) fn bind_interdomain(remote: u16, remote_port: u32, handler: IrqFn, cookie: usize) -> Result<Self> {
+        let mut port = 0;
+        // SAFETY: hypercall wrapper with a valid out-pointer.
+        to_result(unsafe { bindings::yasmin_evtchn_bind_interdomain(remote, remote_port, &mut port) })?;
+        Self::bind(port, handler, cookie)
+    }
+
+    fn bind(port: u32, handler: IrqFn, cookie: usize) -> Result<Self> {
+        // SAFETY: `port` is ours; the handler is a plain function and `cookie` an opaque
+        // value it receives (never dereferenced); the name is a static string.
+        let irq = unsafe {
+            bindings::bind_evtchn_to_irqhandler(
+                port,
+                Some(handler),
+                0,
+                kernel::c_str!("yasmin").as_char_ptr(),
+                cookie as *mut kernel::ffi::c_void,
+            )
+        };
+        if irq < 0 {
+            // SAFETY: the port is ours and bound to nothing.
+            unsafe { bindings::yasmin_evtchn_close(port) };
+            return Err(Error::from_errno(irq));
+        }
+        Ok(EventChannel { irq: irq as u32, port, cookie })
+    }
+
+    /// Our local port number.
+    pub(crate) fn port(&self) -> u32 {
+        self.port
+    }
+
+    /// Signals the peer.
+    pub(crate) fn notify(&self) {
+        // SAFETY: `irq` is bound to our port as long as `self` lives.
+        unsafe { bindings::notify_remote_via_irq(self.irq as i32) };
+    }
+}
+
+impl Drop for EventChannel {
+    fn drop(&mut self) {
+        // SAFETY: unbinds what `bind` bound (waits for a running handler) and closes the port.
+        unsafe { bindings::unbind_from_irqhandler(self.irq, self.cookie as *mut kernel::ffi::c_void) };
+    }
 }

@@ -3,6 +3,7 @@
 //!
 //! Crate root of `yasmin.ko`. Components, one file each:
 //! - `xen`: safe wrappers for XenStore, grants and event channels;
+//! - `control_plane`: drives the per-peer handshake and the per-pair control channels;
 //! - `cid`: the documented CID <-> domid mapping;
 //! - `ring`: the shared byte ring, compiled from the same source as the userspace crate;
 //! - `ring_selftest`: exercises that ring in the kernel at load time;
@@ -13,8 +14,9 @@
 mod bindings;
 mod cid;
 #[path = "../xenstore-watch/src/control/mod.rs"]
-#[allow(dead_code, unreachable_pub)] // Driven by the kernel control plane (next step).
+#[allow(dead_code, unreachable_pub)] // Shared with userspace; the module uses part of it.
 mod control;
+mod control_plane;
 #[path = "../ring/src/ring.rs"]
 #[allow(dead_code, unreachable_pub)] // The transport uses only part of the ring API.
 mod ring;
@@ -68,6 +70,7 @@ impl Params {
 
 struct Yasmin {
     cid: u32,
+    _control: control_plane::ControlPlane,
 }
 
 impl kernel::Module for Yasmin {
@@ -95,7 +98,9 @@ impl kernel::Module for Yasmin {
             params.ring_pages,
             params.max_ring_pages
         );
-        Ok(Yasmin { cid })
+        let domid16 = u16::try_from(domid).map_err(|_| EINVAL)?;
+        let control = control_plane::ControlPlane::start(domid16, params.max_ring_pages as u16)?;
+        Ok(Yasmin { cid, _control: control })
     }
 }
 

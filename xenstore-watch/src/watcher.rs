@@ -36,6 +36,7 @@ pub trait Store {
     fn rm(&mut self, path: &str) -> Result<()>;
     fn directory(&mut self, path: &str) -> Result<Vec<String>>;
     fn set_perms(&mut self, path: &str, perms: &[Perm]) -> Result<()>;
+    fn get_perms(&mut self, path: &str) -> Result<Vec<Perm>>;
     fn watch(&mut self, path: &str, token: &str) -> Result<()>;
     fn unwatch(&mut self, path: &str, token: &str) -> Result<()>;
     /// `XS_IS_DOMAIN_INTRODUCED`.
@@ -60,6 +61,9 @@ impl<T: Transport> Store for XsClient<T> {
     }
     fn set_perms(&mut self, path: &str, perms: &[Perm]) -> Result<()> {
         XsClient::set_perms(self, path, perms)
+    }
+    fn get_perms(&mut self, path: &str) -> Result<Vec<Perm>> {
+        XsClient::get_perms(self, path)
     }
     fn watch(&mut self, path: &str, token: &str) -> Result<()> {
         XsClient::watch(self, path, token)
@@ -441,6 +445,21 @@ impl Watcher {
                     return Ok(());
                 }
                 self.contacts.insert((d, peer));
+                // The node must be readable by exactly its peer: `n<d> r<peer>`. A guest
+                // kernel cannot set permissions (Linux's xenbus has no call for it), so the
+                // watcher does it, before the notify, whatever the guest set. Only when they
+                // differ: setting them fires this watch again.
+                let want = [Perm::new(d, PermKind::None), Perm::new(peer, PermKind::Read)];
+                match xs.get_perms(path) {
+                    Ok(p) if p == want => {}
+                    Ok(_) => {
+                        if let Err(e) = xs.set_perms(path, &want) {
+                            self.log_dom(d, format!("domain {d}: {path}: set perms failed: {e}"));
+                            return Ok(());
+                        }
+                    }
+                    Err(_) => {} // removed: the peer re-reads and finds it gone
+                }
                 // Relay on every change (creation, update, removal): the peer re-reads.
                 let r = xs.write(
                     paths::peer_node(peer, Kind::Notify, d).as_str(),

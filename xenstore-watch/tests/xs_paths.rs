@@ -169,6 +169,9 @@ impl Store for Faulty {
     fn set_perms(&mut self, path: &str, perms: &[Perm]) -> Result<()> {
         self.inner.set_perms(path, perms)
     }
+    fn get_perms(&mut self, path: &str) -> Result<Vec<Perm>> {
+        self.inner.get_perms(path)
+    }
     fn watch(&mut self, path: &str, token: &str) -> Result<()> {
         self.inner.watch(path, token)
     }

@@ -34,3 +34,19 @@ barrier() {
 # kernel_log_since_mark: dmesg lines since the last `mark_kernel_log`.
 mark_kernel_log() { dmesg | wc -l > /tmp/.dmesg-mark; }
 kernel_log_since_mark() { dmesg | tail -n +$(( $(cat /tmp/.dmesg-mark 2>/dev/null || echo 0) + 1 )); }
+
+# pair_field PEER COLUMN: one column of the module's debugfs pair table for PEER
+# (columns: peer role state peer_gen gref evtchn ups downs resets msgs_in msgs_out bad_msgs).
+pair_field() {
+    awk -v p="$1" -v c="$2" 'NR > 2 && $1 == p {
+        split("peer role state peer_gen gref evtchn ups downs resets msgs_in msgs_out bad_msgs", h, " ")
+        for (i in h) if (h[i] == c) print $i
+    }' /sys/kernel/debug/yasmin/pairs 2>/dev/null
+}
+# pair_state_is PEER STATE: true if the pair with PEER is in STATE.
+pair_state_is() { [ "$(pair_field "$1" state)" = "$2" ]; }
+# pair_connect PEER: ask the module for the control channel to PEER.
+pair_connect() { echo "$1" > /sys/kernel/debug/yasmin/connect; }
+# xs_signal NAME / xs_wait NAME [SECONDS]: one-shot flags in the scenario's shared directory.
+xs_signal() { /yasmin/bin/yasmin-xs write "$SHARED_XS/$1" 1; }
+xs_wait() { /yasmin/bin/yasmin-xs wait "$SHARED_XS/$1" --timeout "${2:-120}" >/dev/null; }

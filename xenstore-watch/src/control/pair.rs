@@ -149,9 +149,9 @@ pub enum LogKind {
 pub enum Action {
     /// Read `Y(peer)/<kind>/<self>` (kind is `Offer` or `Req`) and feed `OfferRead`/`ReqRead`.
     Read(Kind),
-    /// Write `Y(self)/offer/<peer>` then set its perms to `n<self> r<peer>`.
+    /// Write `Y(self)/offer/<peer>` (the watcher then sets its perms to `n<self> r<peer>`).
     WriteOffer(Offer),
-    /// Write `Y(self)/req/<peer>` then set its perms to `n<self> r<peer>`.
+    /// Write `Y(self)/req/<peer>` (the watcher then sets its perms to `n<self> r<peer>`).
     WriteReq(Req),
     /// Remove `Y(self)/<kind>/<peer>` (ENOENT is fine).
     Remove(Kind),

@@ -330,6 +330,18 @@ impl Model {
         self.nodes[path].perms.clone()
     }
 
+    /// `XS_GET_PERMS` as domain `dom` would see it (needs read access).
+    pub fn get_perms_as(&mut self, dom: u16, path: &str) -> Result<Vec<Perm>> {
+        let path = &self.canon(dom, "get_perms", path)?;
+        let Some(n) = self.nodes.get(path) else {
+            return Err(err(Errno::NoEnt));
+        };
+        if !can_read(dom, &n.perms) {
+            return Err(self.deny(dom, "get_perms", path, Errno::Acces));
+        }
+        Ok(n.perms.clone())
+    }
+
     pub fn watch(&mut self, conn: usize, dom: u16, path: &str, token: &str) -> Result<()> {
         let path = &if path.starts_with('@') {
             if path.len() > REL_PATH_MAX {
@@ -449,6 +461,9 @@ impl Store for Conn {
     }
     fn set_perms(&mut self, path: &str, perms: &[Perm]) -> Result<()> {
         self.model.borrow_mut().set_perms(self.dom, path, perms)
+    }
+    fn get_perms(&mut self, path: &str) -> Result<Vec<Perm>> {
+        self.model.borrow_mut().get_perms_as(self.dom, path)
     }
     fn watch(&mut self, path: &str, token: &str) -> Result<()> {
         self.model
@@ -678,18 +693,11 @@ impl Guest {
         }
     }
 
+    /// Writes `Y(self)/<kind>/<peer>` as the kernel module does: without setting
+    /// permissions (Linux's xenbus cannot); the watcher makes it `n<self> r<peer>`.
     fn publish(&mut self, kind: Kind, peer: u16, value: &[u8]) {
         let path = paths::peer_node(self.dom, kind, peer);
         self.conn.write(path.as_str(), value).unwrap();
-        self.conn
-            .set_perms(
-                path.as_str(),
-                &[
-                    Perm::new(self.dom, PermKind::None),
-                    Perm::new(peer, PermKind::Read),
-                ],
-            )
-            .unwrap();
     }
 
     /// Handles one XenStore watch event.
