@@ -449,7 +449,10 @@ impl Watcher {
                 // kernel cannot set permissions (Linux's xenbus has no call for it), so the
                 // watcher does it, before the notify, whatever the guest set. Only when they
                 // differ: setting them fires this watch again.
-                let want = [Perm::new(d, PermKind::None), Perm::new(peer, PermKind::Read)];
+                let want = [
+                    Perm::new(d, PermKind::None),
+                    Perm::new(peer, PermKind::Read),
+                ];
                 match xs.get_perms(path) {
                     Ok(p) if p == want => {}
                     Ok(_) => {
