@@ -19,5 +19,6 @@ pub(crate) fn domid_to_cid(domid: u32) -> Option<u32> {
 /// The domain id of a vsock CID, or `None` if no domain has that CID.
 #[allow(dead_code)] // Used by the transport's connect path.
 pub(crate) fn cid_to_domid(cid: u32) -> Option<u32> {
-    cid.checked_sub(CID_OFFSET).filter(|d| *d < DOMID_FIRST_RESERVED)
+    cid.checked_sub(CID_OFFSET)
+        .filter(|d| *d < DOMID_FIRST_RESERVED)
 }

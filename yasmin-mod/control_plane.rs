@@ -74,7 +74,11 @@ impl Link {
             // `Link` owns it and drops it last); header and data offsets are inside it and
             // the headers are only accessed atomically through the ring.
             unsafe {
-                Region::from_parts(base.wrapping_add(hdr), base.wrapping_add(data), wire::CTRL_RING_SIZE)
+                Region::from_parts(
+                    base.wrapping_add(hdr),
+                    base.wrapping_add(data),
+                    wire::CTRL_RING_SIZE,
+                )
             }
             .map_err(|_| EINVAL)
         };
@@ -92,14 +96,30 @@ impl Link {
             // The page is zeroed (ring headers included): only the magic and version.
             // SAFETY: `base` is our fresh page, not yet shared, 4 KiB long.
             unsafe {
-                base.add(wire::CTRL_OFF_MAGIC).cast::<u32>().write_volatile(wire::CTRL_MAGIC.to_le());
-                base.add(wire::CTRL_OFF_VERSION).cast::<u16>().write_volatile(wire::CTRL_VERSION.to_le());
+                base.add(wire::CTRL_OFF_MAGIC)
+                    .cast::<u32>()
+                    .write_volatile(wire::CTRL_MAGIC.to_le());
+                base.add(wire::CTRL_OFF_VERSION)
+                    .cast::<u16>()
+                    .write_volatile(wire::CTRL_VERSION.to_le());
             }
         })?;
         let evt = EventChannel::alloc_unbound(peer, on_event, cookie(peer))?;
         let (tx, rx) = Self::rings(page.addr(), Role::Offerer)?;
-        let ch = Channel { gref: page.gref(), evtchn: evt.port() };
-        Ok((Link { evt, tx, rx, outbox: KVec::new(), _page: Page::Granted(page) }, ch))
+        let ch = Channel {
+            gref: page.gref(),
+            evtchn: evt.port(),
+        };
+        Ok((
+            Link {
+                evt,
+                tx,
+                rx,
+                outbox: KVec::new(),
+                _page: Page::Granted(page),
+            },
+            ch,
+        ))
     }
 
     /// Acceptor: maps the offered page, checks it, binds the offered port.
@@ -111,7 +131,11 @@ impl Link {
         let (magic, version) = unsafe {
             (
                 u32::from_le(base.add(wire::CTRL_OFF_MAGIC).cast::<u32>().read_volatile()),
-                u16::from_le(base.add(wire::CTRL_OFF_VERSION).cast::<u16>().read_volatile()),
+                u16::from_le(
+                    base.add(wire::CTRL_OFF_VERSION)
+                        .cast::<u16>()
+                        .read_volatile(),
+                ),
             )
         };
         if magic != wire::CTRL_MAGIC || version != wire::CTRL_VERSION {
@@ -119,7 +143,13 @@ impl Link {
         }
         let evt = EventChannel::bind_interdomain(peer, ch.evtchn, on_event, cookie(peer))?;
         let (tx, rx) = Self::rings(base, Role::Acceptor)?;
-        Ok(Link { evt, tx, rx, outbox: KVec::new(), _page: Page::Mapped(page) })
+        Ok(Link {
+            evt,
+            tx,
+            rx,
+            outbox: KVec::new(),
+            _page: Page::Mapped(page),
+        })
     }
 
     /// Writes queued messages while they fit; `Err` if the ring is corrupt.
@@ -152,7 +182,11 @@ impl Link {
     }
 
     /// Reads every complete message (at most `out.len()`); `Err` if the channel is broken.
-    fn receive(&mut self, out: &mut [Option<Msg>], bad: &mut u32) -> core::result::Result<usize, ()> {
+    fn receive(
+        &mut self,
+        out: &mut [Option<Msg>],
+        bad: &mut u32,
+    ) -> core::result::Result<usize, ()> {
         let mut n = 0;
         let mut notify = false;
         while n < out.len() {
@@ -220,7 +254,14 @@ pub(crate) struct Plane {
 
 impl Plane {
     fn new(domid: u16, max_ring_pages: u16) -> Self {
-        Plane { domid, gen: None, max_ring_pages, peers: KVec::new(), stopping: false, dropped_notices: 0 }
+        Plane {
+            domid,
+            gen: None,
+            max_ring_pages,
+            peers: KVec::new(),
+            stopping: false,
+            dropped_notices: 0,
+        }
     }
 
     fn find(&self, peer: u16) -> Option<usize> {
@@ -238,7 +279,16 @@ impl Plane {
         }
         let mut pair = Pair::new(self.domid, peer, gen);
         pair.max_ring_pages = self.max_ring_pages;
-        let p = Peer { pair, link: None, ups: 0, downs: 0, resets: 0, bad_msgs: 0, msgs_in: 0, msgs_out: 0 };
+        let p = Peer {
+            pair,
+            link: None,
+            ups: 0,
+            downs: 0,
+            resets: 0,
+            bad_msgs: 0,
+            msgs_in: 0,
+            msgs_out: 0,
+        };
         self.peers.push(p, GFP_KERNEL).ok()?;
         Some(self.peers.len() - 1)
     }
@@ -248,7 +298,10 @@ impl Plane {
         let now = now_ms();
         let acts = self.peers[i].pair.handle(ev, now);
         if acts.overflow {
-            pr_err!("pair with domain {}: action list overflow\n", self.peers[i].pair.peer());
+            pr_err!(
+                "pair with domain {}: action list overflow\n",
+                self.peers[i].pair.peer()
+            );
         }
         for a in acts.iter() {
             if let Some(next) = self.perform(i, a) {
@@ -265,15 +318,22 @@ impl Plane {
         let peer = self.peers[i].pair.peer();
         match a {
             Action::Read(kind) => {
-                let r = xen::xs_read_path(paths::peer_node(peer, kind, me).as_str(), |v| match kind {
-                    Kind::Offer => Event::OfferRead(Offer::parse(v).map_err(NodeError::Malformed)),
-                    _ => Event::ReqRead(Req::parse(v).map_err(NodeError::Malformed)),
-                });
+                let r =
+                    xen::xs_read_path(paths::peer_node(peer, kind, me).as_str(), |v| match kind {
+                        Kind::Offer => {
+                            Event::OfferRead(Offer::parse(v).map_err(NodeError::Malformed))
+                        }
+                        _ => Event::ReqRead(Req::parse(v).map_err(NodeError::Malformed)),
+                    });
                 Some(r.unwrap_or_else(|e| {
                     // xenstored answers EACCES, not ENOENT, for a missing node under a
                     // directory we may not list (the peer's `offer/`, `req/`). The watcher
                     // sets the perms before it notifies, so EACCES here means "removed".
-                    let ne = if e == ENOENT || e == EACCES { NodeError::Missing } else { NodeError::Unreadable };
+                    let ne = if e == ENOENT || e == EACCES {
+                        NodeError::Missing
+                    } else {
+                        NodeError::Unreadable
+                    };
                     match kind {
                         Kind::Offer => Event::OfferRead(Err(ne)),
                         _ => Event::ReqRead(Err(ne)),
@@ -290,7 +350,12 @@ impl Plane {
             }
             Action::Remove(kind) => {
                 if let Err(e) = xen::xs_rm(paths::peer_node(me, kind, peer).as_str()) {
-                    pr_warn!("pair with domain {}: removing {} failed: {:?}\n", peer, kind.name(), e);
+                    pr_warn!(
+                        "pair with domain {}: removing {} failed: {:?}\n",
+                        peer,
+                        kind.name(),
+                        e
+                    );
                 }
                 None
             }
@@ -300,7 +365,11 @@ impl Plane {
                     Some(Event::Allocated(Some(ch)))
                 }
                 Err(e) => {
-                    pr_warn!("pair with domain {}: cannot set up a control channel: {:?}\n", peer, e);
+                    pr_warn!(
+                        "pair with domain {}: cannot set up a control channel: {:?}\n",
+                        peer,
+                        e
+                    );
                     Some(Event::Allocated(None))
                 }
             },
@@ -337,7 +406,11 @@ impl Plane {
             Action::Up => {
                 let p = &mut self.peers[i];
                 p.ups += 1;
-                let role = if p.pair.role() == Role::Offerer { "offerer" } else { "acceptor" };
+                let role = if p.pair.role() == Role::Offerer {
+                    "offerer"
+                } else {
+                    "acceptor"
+                };
                 pr_info!(
                     "pair with domain {}: control channel up ({}, peer generation {})\n",
                     peer,
@@ -363,7 +436,12 @@ impl Plane {
     fn publish(&self, peer: u16, kind: Kind, value: &[u8]) {
         if let Err(e) = xen::xs_write(paths::peer_node(self.domid, kind, peer).as_str(), value) {
             // The handshake times out and resets.
-            pr_warn!("pair with domain {}: writing {} failed: {:?}\n", peer, kind.name(), e);
+            pr_warn!(
+                "pair with domain {}: writing {} failed: {:?}\n",
+                peer,
+                kind.name(),
+                e
+            );
         }
     }
 
@@ -371,11 +449,20 @@ impl Plane {
     fn send(&mut self, i: usize, m: Msg) {
         let p = &mut self.peers[i];
         let Some(link) = p.link.as_mut() else { return };
-        let mut out = OutMsg { buf: [0; wire::MAX_V1_LEN], len: 0 };
-        let Some(len) = m.encode(&mut out.buf) else { return };
+        let mut out = OutMsg {
+            buf: [0; wire::MAX_V1_LEN],
+            len: 0,
+        };
+        let Some(len) = m.encode(&mut out.buf) else {
+            return;
+        };
         out.len = len;
         let broken = if link.outbox.len() >= MAX_OUTBOX {
-            pr_warn!("pair with domain {}: control ring stuck, {} messages queued\n", p.pair.peer(), MAX_OUTBOX);
+            pr_warn!(
+                "pair with domain {}: control ring stuck, {} messages queued\n",
+                p.pair.peer(),
+                MAX_OUTBOX
+            );
             true
         } else if link.outbox.push(out, GFP_KERNEL).is_err() {
             true
@@ -406,16 +493,24 @@ impl Plane {
             p.msgs_in += n as u64;
             for m in msgs.iter().take(n).flatten() {
                 match m {
-                    Msg::Hello(_) | Msg::HelloAck(_) | Msg::Ping { .. } | Msg::Pong { .. } | Msg::Goodbye { .. } => {
-                        self.feed(i, Event::Received(*m), 0)
-                    }
+                    Msg::Hello(_)
+                    | Msg::HelloAck(_)
+                    | Msg::Ping { .. }
+                    | Msg::Pong { .. }
+                    | Msg::Goodbye { .. } => self.feed(i, Event::Received(*m), 0),
                     Msg::Connect { id, .. } => {
                         // No vsock listener can exist before the transport is registered.
-                        let reset = Msg::Reset { id: *id, reason: wire::RESET_NO_LISTENER };
+                        let reset = Msg::Reset {
+                            id: *id,
+                            reason: wire::RESET_NO_LISTENER,
+                        };
                         self.send(i, reset);
                     }
                     // Nothing to match them against: no connection was ever made.
-                    Msg::Accept { .. } | Msg::Reset { .. } | Msg::Shutdown { .. } | Msg::Close { .. } => {}
+                    Msg::Accept { .. }
+                    | Msg::Reset { .. }
+                    | Msg::Shutdown { .. }
+                    | Msg::Close { .. } => {}
                 }
             }
             if n < msgs.len() {
@@ -433,7 +528,11 @@ impl Plane {
         };
         if self.gen != Some(gen) {
             if let Some(old) = self.gen {
-                pr_warn!("own generation changed {} -> {}: all pairs reset\n", old, gen);
+                pr_warn!(
+                    "own generation changed {} -> {}: all pairs reset\n",
+                    old,
+                    gen
+                );
                 self.stop_all();
                 self.peers = KVec::new();
             } else {
@@ -452,7 +551,10 @@ impl Plane {
                 continue;
             }
             for &p in names.iter() {
-                let v = xen::xs_read_path(paths::peer_node(self.domid, kind, p).as_str(), paths::parse_gen);
+                let v = xen::xs_read_path(
+                    paths::peer_node(self.domid, kind, p).as_str(),
+                    paths::parse_gen,
+                );
                 let v = match v {
                     Ok(Some(g)) => Ok(g),
                     Ok(None) => Err(NodeError::Unreadable),
@@ -531,14 +633,21 @@ impl Plane {
             self.peers.len(),
             self.dropped_notices
         )?;
-        writeln!(w, "peer role state peer_gen gref evtchn ups downs resets msgs_in msgs_out bad_msgs")?;
+        writeln!(
+            w,
+            "peer role state peer_gen gref evtchn ups downs resets msgs_in msgs_out bad_msgs"
+        )?;
         for p in self.peers.iter() {
             let ch = p.pair.channel();
             writeln!(
                 w,
                 "{} {} {} {} {} {} {} {} {} {} {} {}",
                 p.pair.peer(),
-                if p.pair.role() == Role::Offerer { "offerer" } else { "acceptor" },
+                if p.pair.role() == Role::Offerer {
+                    "offerer"
+                } else {
+                    "acceptor"
+                },
                 state_name(p.pair.state()),
                 p.pair.peer_gen().unwrap_or(0),
                 ch.map_or(0, |c| c.gref),
@@ -594,7 +703,11 @@ fn log_kind(peer: u16, k: LogKind) {
 }
 
 /// XenStore watch callback (xenwatch thread): rescan on the next run.
-unsafe extern "C" fn on_watch(_w: *mut bindings::xenbus_watch, _path: *const c_char, _token: *const c_char) {
+unsafe extern "C" fn on_watch(
+    _w: *mut bindings::xenbus_watch,
+    _path: *const c_char,
+    _token: *const c_char,
+) {
     XS_DIRTY.store(true, Ordering::Release);
     kick();
 }
@@ -644,7 +757,9 @@ unsafe extern "C" fn yasmin_debugfs_pairs(buf: *mut c_char, len: usize) -> c_lon
 /// debugfs `connect` (called by glue.c): open the control channel to `domid`.
 #[no_mangle]
 extern "C" fn yasmin_debugfs_connect(domid: c_uint) -> c_int {
-    let Ok(peer) = u16::try_from(domid) else { return EINVAL.to_errno() };
+    let Ok(peer) = u16::try_from(domid) else {
+        return EINVAL.to_errno();
+    };
     match with_plane(|p| p.connect(peer)) {
         Some(Ok(())) => 0,
         Some(Err(e)) => e.to_errno(),
@@ -676,7 +791,10 @@ pub(crate) struct ControlPlane {
 
 impl ControlPlane {
     pub(crate) fn start(domid: u16, max_ring_pages: u16) -> Result<Self> {
-        let plane = KBox::pin_init(kernel::new_mutex!(Plane::new(domid, max_ring_pages)), GFP_KERNEL)?;
+        let plane = KBox::pin_init(
+            kernel::new_mutex!(Plane::new(domid, max_ring_pages)),
+            GFP_KERNEL,
+        )?;
         let ptr = (&*plane as *const Mutex<Plane>).cast_mut();
         XS_DIRTY.store(true, Ordering::Release);
         PLANE.store(ptr, Ordering::Release);

@@ -45,9 +45,10 @@ pub(crate) fn domain_kind() -> Result<DomainKind> {
 pub(crate) fn xs_read_with<R>(dir: &CStr, node: &CStr, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
     let mut len: u32 = 0;
     let nil = bindings::xenbus_transaction { id: 0 }; // XBT_NIL
-    // SAFETY: `dir` and `node` are NUL-terminated strings valid for the call; `len`
-    // is a valid out-pointer. xenbus_read may sleep; we are in process context.
-    let ptr = unsafe { bindings::xenbus_read(nil, dir.as_char_ptr(), node.as_char_ptr(), &mut len) };
+                                                      // SAFETY: `dir` and `node` are NUL-terminated strings valid for the call; `len`
+                                                      // is a valid out-pointer. xenbus_read may sleep; we are in process context.
+    let ptr =
+        unsafe { bindings::xenbus_read(nil, dir.as_char_ptr(), node.as_char_ptr(), &mut len) };
     let ptr = from_err_ptr(ptr)?;
     // SAFETY: on success xenbus_read returns a kmalloc'd buffer of `len` bytes (plus
     // a NUL) that we own until we kfree it below.
@@ -80,7 +81,12 @@ pub(crate) fn xs_write(path: &str, value: &[u8]) -> Result {
     let v = CString::try_from_fmt(fmt!("{}", BStrDisplay(value)))?;
     // SAFETY: both strings are NUL-terminated and live across the call; process context.
     let rc = unsafe {
-        bindings::xenbus_write(XBT_NIL, p.as_char_ptr(), kernel::c_str!("").as_char_ptr(), v.as_char_ptr())
+        bindings::xenbus_write(
+            XBT_NIL,
+            p.as_char_ptr(),
+            kernel::c_str!("").as_char_ptr(),
+            v.as_char_ptr(),
+        )
     };
     to_result(rc)
 }
@@ -89,7 +95,8 @@ pub(crate) fn xs_write(path: &str, value: &[u8]) -> Result {
 pub(crate) fn xs_rm(path: &str) -> Result {
     let p = cstring(path)?;
     // SAFETY: as in `xs_write`.
-    let rc = unsafe { bindings::xenbus_rm(XBT_NIL, p.as_char_ptr(), kernel::c_str!("").as_char_ptr()) };
+    let rc =
+        unsafe { bindings::xenbus_rm(XBT_NIL, p.as_char_ptr(), kernel::c_str!("").as_char_ptr()) };
     match to_result(rc) {
         Err(e) if e == ENOENT => Ok(()),
         r => r,
@@ -108,7 +115,12 @@ pub(crate) fn xs_directory(path: &str, mut f: impl FnMut(&[u8])) -> Result {
     let mut num: u32 = 0;
     // SAFETY: NUL-terminated strings valid for the call, `num` a valid out-pointer.
     let arr = unsafe {
-        bindings::xenbus_directory(XBT_NIL, p.as_char_ptr(), kernel::c_str!("").as_char_ptr(), &mut num)
+        bindings::xenbus_directory(
+            XBT_NIL,
+            p.as_char_ptr(),
+            kernel::c_str!("").as_char_ptr(),
+            &mut num,
+        )
     };
     let arr = from_err_ptr(arr)?;
     for i in 0..num as usize {
@@ -128,7 +140,11 @@ struct BStrDisplay<'a>(&'a [u8]);
 impl core::fmt::Display for BStrDisplay<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         for &b in self.0 {
-            let c = if (0x20..0x7f).contains(&b) { b as char } else { '?' };
+            let c = if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '?'
+            };
             core::fmt::Write::write_char(f, c)?;
         }
         Ok(())
@@ -138,8 +154,11 @@ impl core::fmt::Display for BStrDisplay<'_> {
 const XBT_NIL: bindings::xenbus_transaction = bindings::xenbus_transaction { id: 0 };
 
 /// Signature of a XenStore watch callback (runs in the xenwatch thread).
-pub(crate) type WatchFn =
-    unsafe extern "C" fn(*mut bindings::xenbus_watch, *const kernel::ffi::c_char, *const kernel::ffi::c_char);
+pub(crate) type WatchFn = unsafe extern "C" fn(
+    *mut bindings::xenbus_watch,
+    *const kernel::ffi::c_char,
+    *const kernel::ffi::c_char,
+);
 
 /// A registered XenStore watch; unregistered (and waited for) on drop.
 pub(crate) struct Watch {
@@ -202,7 +221,10 @@ impl GrantedPage {
             unsafe { bindings::yasmin_free_page(addr.as_ptr().cast()) };
             return Err(Error::from_errno(rc));
         }
-        Ok(GrantedPage { addr, gref: rc as u32 })
+        Ok(GrantedPage {
+            addr,
+            gref: rc as u32,
+        })
     }
 
     pub(crate) fn addr(&self) -> *mut u8 {
@@ -253,7 +275,11 @@ impl ForeignPage {
         // SAFETY: `page` is a valid struct page in the kernel's direct map.
         let addr = NonNull::new(unsafe { bindings::yasmin_page_address(page) }.cast::<u8>())
             .ok_or(EFAULT)?;
-        Ok(ForeignPage { page, handle: op.handle, addr })
+        Ok(ForeignPage {
+            page,
+            handle: op.handle,
+            addr,
+        })
     }
 
     pub(crate) fn addr(&self) -> *mut u8 {
@@ -269,19 +295,25 @@ impl Drop for ForeignPage {
         unsafe { bindings::yasmin_set_unmap_op(&mut op, self.page, self.handle) };
         let mut page = self.page;
         // SAFETY: unmaps exactly the mapping made in `map`.
-        let rc = unsafe { bindings::gnttab_unmap_refs(&mut op, core::ptr::null_mut(), &mut page, 1) };
+        let rc =
+            unsafe { bindings::gnttab_unmap_refs(&mut op, core::ptr::null_mut(), &mut page, 1) };
         if rc == 0 && op.status == bindings::GNTST_okay as i16 {
             // SAFETY: unmapped: the frame can go back to the balloon.
             unsafe { bindings::gnttab_free_pages(1, &mut page) };
         } else {
             // Returning a still-mapped frame would hand the peer's page to someone else.
-            pr_alert!("grant unmap failed ({}, status {}): leaking one page\n", rc, op.status);
+            pr_alert!(
+                "grant unmap failed ({}, status {}): leaking one page\n",
+                rc,
+                op.status
+            );
         }
     }
 }
 
 /// Signature of an event-channel interrupt handler (hard IRQ context).
-pub(crate) type IrqFn = unsafe extern "C" fn(kernel::ffi::c_int, *mut kernel::ffi::c_void) -> bindings::irqreturn_t;
+pub(crate) type IrqFn =
+    unsafe extern "C" fn(kernel::ffi::c_int, *mut kernel::ffi::c_void) -> bindings::irqreturn_t;
 
 /// An interdomain event channel bound to an interrupt handler; closed on drop.
 pub(crate) struct EventChannel {
@@ -300,10 +332,17 @@ impl EventChannel {
     }
 
     /// Binds to `remote`'s unbound port `remote_port` (offered to us).
-    pub(crate) fn bind_interdomain(remote: u16, remote_port: u32, handler: IrqFn, cookie: usize) -> Result<Self> {
+    pub(crate) fn bind_interdomain(
+        remote: u16,
+        remote_port: u32,
+        handler: IrqFn,
+        cookie: usize,
+    ) -> Result<Self> {
         let mut port = 0;
         // SAFETY: hypercall wrapper with a valid out-pointer.
-        to_result(unsafe { bindings::yasmin_evtchn_bind_interdomain(remote, remote_port, &mut port) })?;
+        to_result(unsafe {
+            bindings::yasmin_evtchn_bind_interdomain(remote, remote_port, &mut port)
+        })?;
         Self::bind(port, handler, cookie)
     }
 
@@ -324,7 +363,11 @@ impl EventChannel {
             unsafe { bindings::yasmin_evtchn_close(port) };
             return Err(Error::from_errno(irq));
         }
-        Ok(EventChannel { irq: irq as u32, port, cookie })
+        Ok(EventChannel {
+            irq: irq as u32,
+            port,
+            cookie,
+        })
     }
 
     /// Our local port number.
@@ -342,6 +385,8 @@ impl EventChannel {
 impl Drop for EventChannel {
     fn drop(&mut self) {
         // SAFETY: unbinds what `bind` bound (waits for a running handler) and closes the port.
-        unsafe { bindings::unbind_from_irqhandler(self.irq, self.cookie as *mut kernel::ffi::c_void) };
+        unsafe {
+            bindings::unbind_from_irqhandler(self.irq, self.cookie as *mut kernel::ffi::c_void)
+        };
     }
 }

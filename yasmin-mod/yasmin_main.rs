@@ -46,8 +46,12 @@ impl Params {
     fn load() -> Result<Self> {
         // SAFETY: the parameters are plain u32s written only by the module loader
         // before init runs (permissions 0444: sysfs cannot change them later).
-        let (ring_pages, max_ring_pages) =
-            unsafe { (bindings::yasmin_param_ring_pages, bindings::yasmin_param_max_ring_pages) };
+        let (ring_pages, max_ring_pages) = unsafe {
+            (
+                bindings::yasmin_param_ring_pages,
+                bindings::yasmin_param_max_ring_pages,
+            )
+        };
         if !max_ring_pages.is_power_of_two() || max_ring_pages > RING_PAGES_LIMIT {
             pr_err!(
                 "max_ring_pages={} invalid: must be a power of two <= {}\n",
@@ -64,7 +68,10 @@ impl Params {
             );
             return Err(EINVAL);
         }
-        Ok(Self { ring_pages, max_ring_pages })
+        Ok(Self {
+            ring_pages,
+            max_ring_pages,
+        })
     }
 }
 
@@ -100,7 +107,10 @@ impl kernel::Module for Yasmin {
         );
         let domid16 = u16::try_from(domid).map_err(|_| EINVAL)?;
         let control = control_plane::ControlPlane::start(domid16, params.max_ring_pages as u16)?;
-        Ok(Yasmin { cid, _control: control })
+        Ok(Yasmin {
+            cid,
+            _control: control,
+        })
     }
 }
 
