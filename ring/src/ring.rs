@@ -46,8 +46,9 @@
 //! that already shows enough data/space (a stale value only understates what is available),
 //! and re-reads it otherwise; the queries always re-read it. A violation poisons the endpoint: this and every later
 //! call returns [`RingError::Corrupt`], which the transport turns into a connection reset.
-//! Offsets into the data area are always `index & (size - 1)` and every copy is split into at
-//! most two segments that lie inside the area, so no peer-written value can move an access
+//! Offsets into the data area are always `index & (size - 1)` and every copy is split into
+//! segments that lie inside the area (at the wrap, and at page boundaries for a paged data
+//! area, see [`Region::from_pages`]), so no peer-written value can move an access
 //! out of the region; no loop depends on a peer-written value; no arithmetic on a peer value
 //! can overflow (wrapping or checked operations only), so nothing can panic.
 //!
@@ -219,13 +220,22 @@ pub struct Transfer {
 
 /// A ring's shared memory: the header and the data area (`size` bytes, a power of two).
 ///
-/// A `Region` is only a description (two pointers and a size); it is `Copy` so that one side
+/// The data area is either contiguous ([`Region::new`], [`Region::from_parts`]) or a list of
+/// equal, power-of-two sized pages ([`Region::from_pages`]): a guest maps a peer's granted
+/// pages one by one, without a virtually contiguous mapping, so a copy is split at page
+/// boundaries as well as at the wrap.
+///
+/// A `Region` is only a description (pointers and a size); it is `Copy` so that one side
 /// of a loopback test can build both endpoints on it. In a VM, one side builds only a
 /// [`Producer`] and the other only a [`Consumer`].
 #[derive(Debug, Clone, Copy)]
 pub struct Region {
     hdr: *mut u8,
+    /// Contiguous data area, or null for a paged one.
     data: *mut u8,
+    /// Paged data area: `size >> page_shift` page pointers (null for a contiguous one).
+    pages: *const *mut u8,
+    page_shift: u32,
     size: u32,
 }
 
@@ -289,8 +299,38 @@ impl Region {
         Ok(Region {
             hdr: header,
             data,
+            pages: core::ptr::null(),
+            page_shift: 0,
             size,
         })
+    }
+
+    /// Describes a region whose data area is `npages` separately mapped pages of
+    /// `page_size` bytes each (both powers of two), in ring order.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Region::from_parts`], and: `pages` must point to `npages` page pointers that
+    /// stay valid and unchanged, each valid for reads and writes of `page_size` bytes, for
+    /// as long as any `Region`, [`Producer`] or [`Consumer`] built from it is used.
+    pub unsafe fn from_pages(
+        header: *mut u8,
+        pages: *const *mut u8,
+        npages: usize,
+        page_size: usize,
+    ) -> Result<Self, RingError> {
+        if pages.is_null() || !page_size.is_power_of_two() || !npages.is_power_of_two() {
+            return Err(RingError::BadRegion);
+        }
+        let data_len = npages.checked_mul(page_size).ok_or(RingError::BadRegion)?;
+        // SAFETY: the header contract is forwarded; the data pointer is a non-null
+        // placeholder that `segments` never uses for a paged region.
+        let mut r =
+            unsafe { Self::from_parts(header, core::ptr::NonNull::dangling().as_ptr(), data_len) }?;
+        r.data = core::ptr::null_mut();
+        r.pages = pages;
+        r.page_shift = page_size.trailing_zeros();
+        Ok(r)
     }
 
     /// Zeroes every header field: call once, before the pages are shared with the peer.
@@ -320,27 +360,37 @@ impl Region {
         self.size.wrapping_sub(1)
     }
 
-    /// Calls `f` for the (at most two) segments of `n <= size` bytes starting at stream
-    /// index `start`, stopping early when `f` copies fewer bytes than asked. Returns the
-    /// number of bytes `f` reported (clamped to what it was asked for).
+    /// Calls `f` for the in-bounds pieces of `n <= size` bytes starting at stream index
+    /// `start`: at most two for a contiguous area (the wrap), one per page touched for a
+    /// paged one. Stops early when `f` copies fewer bytes than asked. Returns the number of
+    /// bytes `f` reported (each clamped to what it was asked for).
     fn segments<F: FnMut(*mut u8, usize) -> usize>(&self, start: u32, n: usize, mut f: F) -> usize {
         let size = self.size as usize;
         let n = n.min(size);
-        let off = (start & self.mask()) as usize; // < size
-        let first = n.min(size - off);
+        let mut off = (start & self.mask()) as usize; // < size
         let mut done = 0;
-        if first > 0 {
-            // `off < size`, so the segment `off..off + first` lies inside the data area.
-            let c = f(self.data.wrapping_add(off), first);
-            done = c.min(first);
-            if done < first {
-                return done;
+        // Every round moves at least one byte or stops, and `n <= size` is ours (validated),
+        // so the loop is bounded by `n` whatever the peer writes.
+        while done < n {
+            let mut len = (n - done).min(size - off);
+            let ptr = if self.pages.is_null() {
+                // `off + len <= size`: inside the data area.
+                self.data.wrapping_add(off)
+            } else {
+                let page_size = 1usize << self.page_shift;
+                let in_page = off & (page_size - 1);
+                len = len.min(page_size - in_page);
+                // SAFETY: `off < size = npages * page_size`, so the index is below `npages`,
+                // and the page list is valid by the `from_pages` contract.
+                let page = unsafe { *self.pages.add(off >> self.page_shift) };
+                page.wrapping_add(in_page)
+            };
+            let c = f(ptr, len).min(len);
+            done += c;
+            if c < len {
+                break;
             }
-        }
-        let second = n - first; // <= off, so `0..second` lies inside the data area
-        if second > 0 {
-            let c = f(self.data, second);
-            done += c.min(second);
+            off = (off + len) & (size - 1);
         }
         done
     }
@@ -435,8 +485,8 @@ impl Producer {
         Ok(self.used()? as usize)
     }
 
-    /// Writes up to `len` bytes. `copy_in(dst, n)` is called for at most two segments
-    /// (the ring wraps) and must copy up to `n` bytes to `dst` and return how many it copied;
+    /// Writes up to `len` bytes. `copy_in(dst, n)` is called once per contiguous segment
+    /// (the wrap, and page boundaries of a paged area) and must copy up to `n` bytes to `dst` and return how many it copied;
     /// if it returns less than `n` (e.g. a faulting user copy) no further segment is asked
     /// for, and only the bytes actually copied are published. `dst` is valid for writes of
     /// `n` bytes during the call only; it is shared memory (see the module docs). The
@@ -580,7 +630,7 @@ impl Consumer {
         Ok(self.avail()? as usize)
     }
 
-    /// Reads up to `len` bytes. `copy_out(src, n)` is called for at most two segments and
+    /// Reads up to `len` bytes. `copy_out(src, n)` is called once per contiguous segment and
     /// must copy up to `n` bytes from `src` and return how many it copied; if it returns
     /// less than `n`, no further segment is asked for and only the bytes actually copied are
     /// consumed. `src` is valid for reads of `n` bytes during the call only; it is shared

@@ -46,25 +46,36 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
     ]
 }
 
-fn scenario() -> impl Strategy<Value = (u32, Vec<Op>)> {
+fn scenario() -> impl Strategy<Value = (u32, Option<u32>, Vec<Op>)> {
     // Smaller rings and shorter runs under Miri, which is ~1000x slower.
     let (max_order, max_ops) = if cfg!(miri) { (5, 40) } else { (9, 200) };
     (0u32..=max_order).prop_flat_map(move |order| {
         (
             Just(order),
+            proptest::option::of(0..=order),
             proptest::collection::vec(op(1 << order), 0..max_ops),
         )
     })
 }
 
-/// Runs `ops` on a ring of `1 << order` bytes against a `VecDeque` model.
-fn run(order: u32, ops: &[Op]) {
+/// Runs `ops` on a ring of `1 << order` bytes against a `VecDeque` model; with
+/// `page_order`, the data area is paged (pages of `1 << page_order` bytes, out of order).
+fn run(order: u32, page_order: Option<u32>, ops: &[Op]) {
     let size = 1usize << order;
     let mem = HeapRing::new(size);
-    let region = mem.region();
+    let mut pages = Vec::new();
+    let region = match page_order {
+        Some(po) => mem.paged_region(1 << po, &mut pages),
+        None => mem.region(),
+    };
+    let max_calls = |len: usize| match page_order {
+        Some(po) => len / (1 << po) + 2,
+        None => 2,
+    };
     let mut p = Producer::new(region);
     let mut c = Consumer::new(region);
     let mut model: VecDeque<u8> = VecDeque::new();
+    let mut consumed = 0usize; // bytes read or skipped so far (stream index of model[0])
     let mut next: u8 = 0;
     let (mut want_data, mut want_space) = (false, false);
     for op in ops {
@@ -77,7 +88,7 @@ fn run(order: u32, ops: &[Op]) {
                 let t = p
                     .write(len, |dst, n| {
                         calls += 1;
-                        assert!(calls <= 2, "more than two segments");
+                        assert!(calls <= max_calls(len), "too many segments");
                         let k = n.min(budget);
                         budget -= k;
                         // SAFETY: dst is valid for n >= k bytes; src has them (pos + n <= len).
@@ -116,6 +127,7 @@ fn run(order: u32, ops: &[Op]) {
                 if expect > 0 {
                     want_space = false;
                 }
+                consumed += expect;
                 let want: Vec<u8> = model.drain(..expect).collect();
                 assert_eq!(&out[..expect], &want[..]);
             }
@@ -135,6 +147,7 @@ fn run(order: u32, ops: &[Op]) {
                 if expect > 0 {
                     want_space = false;
                 }
+                consumed += expect;
                 model.drain(..expect);
             }
             Op::ArmReadable => {
@@ -144,6 +157,17 @@ fn run(order: u32, ops: &[Op]) {
             Op::ArmWritable => {
                 assert_eq!(p.arm_writable().unwrap(), size - model.len());
                 want_space = true;
+            }
+        }
+        // Paged: every unread byte sits where the layout says (stream index i at
+        // pages[(i mod size) / page][(i mod size) % page]), so a copy that ignored a page
+        // boundary is caught even when reads would undo it.
+        if let Some(po) = page_order {
+            for (k, want) in model.iter().enumerate() {
+                let i = (consumed + k) % size;
+                // SAFETY: the page list covers the live data area; no copy is running.
+                let got = unsafe { *pages[i >> po].add(i & ((1 << po) - 1)) };
+                assert_eq!(got, *want, "byte at stream offset {}", consumed + k);
             }
         }
         assert_eq!(c.readable().unwrap(), model.len());
@@ -161,8 +185,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn matches_vecdeque_model((order, ops) in scenario()) {
-        run(order, &ops);
+    fn matches_vecdeque_model((order, page_order, ops) in scenario()) {
+        run(order, page_order, &ops);
     }
 }
 

@@ -37,6 +37,25 @@ impl HeapRing {
         r
     }
 
+    /// The same memory as a paged region: the data area cut into pages of `page_size`
+    /// bytes, listed in reverse order so that a copy that forgets a page boundary lands in
+    /// the wrong place. `pages` receives the list and must outlive the region.
+    pub fn paged_region(&self, page_size: usize, pages: &mut Vec<*mut u8>) -> Region {
+        let n = self.size / page_size;
+        pages.clear();
+        pages.extend(
+            (0..n)
+                .rev()
+                .map(|i| self.data_ptr().wrapping_add(i * page_size)),
+        );
+        // SAFETY: every page lies inside the live allocation; `pages` outlives the region
+        // by the caller's contract.
+        let r =
+            unsafe { Region::from_pages(self.ptr, pages.as_ptr(), n, page_size) }.expect("region");
+        r.init();
+        r
+    }
+
     pub fn data_ptr(&self) -> *mut u8 {
         self.ptr.wrapping_add(HEADER_SIZE)
     }
