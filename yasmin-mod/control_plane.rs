@@ -13,9 +13,10 @@ use crate::control::pair::{Action, Channel, Event, LogKind, NodeError, Pair, Rol
 use crate::control::paths::{self, Kind, Offer, Req};
 use crate::control::wire::{self, Msg};
 use crate::ring::{Consumer, Producer, Region, RingError};
-use crate::xen::{self, EventChannel, ForeignPage, GrantedPage, Watch};
+use crate::vsock_transport::{self, SockEvent};
+use crate::xen::{self, errno, EventChannel, ForeignPage, GrantedPage, Watch};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use kernel::ffi::{c_char, c_int, c_long, c_uint, c_void};
 use kernel::prelude::*;
 use kernel::sync::Mutex;
@@ -32,6 +33,38 @@ const MAX_FEED_DEPTH: u32 = 8;
 static PLANE: AtomicPtr<Mutex<Plane>> = AtomicPtr::new(null_mut());
 /// Set by the XenStore watch: `Y(self)` changed, rescan it.
 static XS_DIRTY: AtomicBool = AtomicBool::new(true);
+/// Connection tokens: our domid in the top 16 bits (so both sides of a pair never pick
+/// the same one), a counter below.
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+static OWN_DOMID: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh connection token (PROTOCOL.md: unique while the pair channel lives).
+pub(crate) fn next_token() -> u64 {
+    (OWN_DOMID.load(Ordering::Relaxed) << 48)
+        | (NEXT_TOKEN.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff_ffff)
+}
+
+/// Removes and returns element `i` (order is not kept).
+fn take_at<T>(v: &mut KVec<T>, i: usize) -> T {
+    let last = v.len() - 1;
+    v.as_mut_slice().swap(i, last);
+    // SAFETY: the last element is moved out and the length shrunk past it, so it is
+    // neither dropped nor read again.
+    unsafe {
+        let x = core::ptr::read(v.as_ptr().add(last));
+        v.set_len(last);
+        x
+    }
+}
+
+/// A socket riding on a pair channel. The table holds a reference on the socket.
+struct ConnEntry {
+    peer: u16,
+    token: u64,
+    sk: *mut bindings::sock,
+    /// A CONNECT waiting for the pair channel to come up.
+    pending: Option<Msg>,
+}
 
 fn now_ms() -> u64 {
     Ktime::ktime_get().to_ms().max(0) as u64
@@ -92,7 +125,7 @@ impl Link {
 
     /// Offerer: a fresh control page granted to `peer` and an unbound port for it.
     fn offer(peer: u16) -> Result<(Link, Channel)> {
-        let page = GrantedPage::new(peer, |base| {
+        let page = GrantedPage::new(peer, false, |base| {
             // The page is zeroed (ring headers included): only the magic and version.
             // SAFETY: `base` is our fresh page, not yet shared, 4 KiB long.
             unsafe {
@@ -124,7 +157,7 @@ impl Link {
 
     /// Acceptor: maps the offered page, checks it, binds the offered port.
     fn accept(peer: u16, ch: Channel) -> Result<Link> {
-        let page = ForeignPage::map(peer, ch.gref)?;
+        let page = ForeignPage::map(peer, ch.gref, false)?;
         let base = page.addr();
         // SAFETY: the mapped page is 4 KiB; the peer may change it at any time, so the
         // fields are read once, volatile, and only compared.
@@ -250,7 +283,14 @@ pub(crate) struct Plane {
     peers: KVec<Peer>,
     stopping: bool,
     dropped_notices: u64,
+    conns: KVec<ConnEntry>,
+    /// Socket events for the work item to apply once the plane lock is dropped.
+    deferred: KVec<SockEvent>,
 }
+
+// SAFETY: the socket pointers are references the table owns; they are only handed out
+// (with a reference) to code that locks the socket.
+unsafe impl Send for Plane {}
 
 impl Plane {
     fn new(domid: u16, max_ring_pages: u16) -> Self {
@@ -261,7 +301,113 @@ impl Plane {
             peers: KVec::new(),
             stopping: false,
             dropped_notices: 0,
+            conns: KVec::new(),
+            deferred: KVec::new(),
         }
+    }
+
+    fn defer(&mut self, ev: SockEvent) {
+        if let Err(e) = self.deferred.push(ev, GFP_KERNEL) {
+            // Out of memory: the event is lost; drop its socket reference at least.
+            pr_err!("socket event lost (out of memory): {:?}\n", e);
+        }
+    }
+
+    /// Moves every connection with `peer` matching `f` out of the table as a `PairDown`.
+    fn fail_conns(&mut self, peer: u16, errno: Error, only_pending: bool) {
+        let mut i = 0;
+        while i < self.conns.len() {
+            let c = &self.conns[i];
+            if c.peer == peer && (!only_pending || c.pending.is_some()) {
+                let c = take_at(&mut self.conns, i);
+                self.defer(SockEvent::PairDown {
+                    sk: c.sk,
+                    errno: errno.to_errno().abs(),
+                });
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn conn_index(&self, peer: u16, token: u64) -> Option<usize> {
+        self.conns
+            .iter()
+            .position(|c| c.peer == peer && c.token == token)
+    }
+
+    /// A connecting socket: sends its CONNECT now if the pair channel is up, else opens
+    /// the channel first. Takes over the caller's reference on `sk`.
+    pub(crate) fn connect_sock(
+        &mut self,
+        peer: u16,
+        token: u64,
+        sk: *mut bindings::sock,
+        msg: Msg,
+    ) -> Result {
+        if self.gen.is_none() {
+            return Err(errno(bindings::ENETUNREACH)); // no XenStore area (watcher not running)
+        }
+        let i = self.slot(peer).ok_or(errno(bindings::ENETUNREACH))?;
+        let up = self.peers[i].pair.is_connected();
+        self.conns.push(
+            ConnEntry {
+                peer,
+                token,
+                sk,
+                pending: if up { None } else { Some(msg) },
+            },
+            GFP_KERNEL,
+        )?;
+        if up {
+            self.send(i, msg);
+        } else {
+            self.feed(i, Event::Connect, 0);
+        }
+        Ok(())
+    }
+
+    /// An accepted socket: registers it and sends the ACCEPT. Takes over the caller's
+    /// reference on `sk` on success.
+    pub(crate) fn register_sock(
+        &mut self,
+        peer: u16,
+        token: u64,
+        sk: *mut bindings::sock,
+        answer: Msg,
+    ) -> Result {
+        let i = self.find(peer).ok_or(errno(bindings::ENOTCONN))?;
+        if !self.peers[i].pair.is_connected() {
+            return Err(errno(bindings::ENOTCONN));
+        }
+        self.conns.push(
+            ConnEntry {
+                peer,
+                token,
+                sk,
+                pending: None,
+            },
+            GFP_KERNEL,
+        )?;
+        self.send(i, answer);
+        Ok(())
+    }
+
+    /// Sends a per-socket message if the pair channel is up (else the peer has reset the
+    /// connection anyway).
+    pub(crate) fn send_sock(&mut self, peer: u16, msg: Msg) {
+        if let Some(i) = self.find(peer) {
+            if self.peers[i].pair.is_connected() {
+                self.send(i, msg);
+            }
+        }
+    }
+
+    /// Removes a connection; returns the socket reference the table held (to be dropped
+    /// by the caller after unlocking).
+    pub(crate) fn forget_sock(&mut self, peer: u16, token: u64) -> Option<*mut bindings::sock> {
+        let i = self.conn_index(peer, token)?;
+        Some(take_at(&mut self.conns, i).sk)
     }
 
     fn find(&self, peer: u16) -> Option<usize> {
@@ -399,11 +545,24 @@ impl Plane {
                 None
             }
             Action::ResetSockets => {
-                // No sockets ride on the channel yet (the transport registers them).
                 self.peers[i].resets += 1;
+                self.fail_conns(peer, errno(bindings::ECONNRESET), false);
                 None
             }
             Action::Up => {
+                // Connects that waited for the channel go out now.
+                let pending: KVec<Msg> = {
+                    let mut v = KVec::new();
+                    for c in self.conns.iter_mut().filter(|c| c.peer == peer) {
+                        if let Some(m) = c.pending.take() {
+                            let _ = v.push(m, GFP_KERNEL);
+                        }
+                    }
+                    v
+                };
+                for m in pending.iter() {
+                    self.send(i, *m);
+                }
                 let p = &mut self.peers[i];
                 p.ups += 1;
                 let role = if p.pair.role() == Role::Offerer {
@@ -421,6 +580,8 @@ impl Plane {
             }
             Action::Down => {
                 self.peers[i].downs += 1;
+                // Connects that waited for this channel: the peer is unreachable.
+                self.fail_conns(peer, errno(bindings::EHOSTUNREACH), true);
                 pr_info!("pair with domain {}: control channel down\n", peer);
                 None
             }
@@ -498,19 +659,49 @@ impl Plane {
                     | Msg::Ping { .. }
                     | Msg::Pong { .. }
                     | Msg::Goodbye { .. } => self.feed(i, Event::Received(*m), 0),
-                    Msg::Connect { id, .. } => {
-                        // No vsock listener can exist before the transport is registered.
-                        let reset = Msg::Reset {
+                    Msg::Connect { id, ring, evtchn } => {
+                        let peer = self.peers[i].pair.peer();
+                        self.defer(SockEvent::Incoming {
+                            peer,
                             id: *id,
-                            reason: wire::RESET_NO_LISTENER,
-                        };
-                        self.send(i, reset);
+                            ring: *ring,
+                            evtchn: *evtchn,
+                        });
                     }
-                    // Nothing to match them against: no connection was ever made.
-                    Msg::Accept { .. }
-                    | Msg::Reset { .. }
-                    | Msg::Shutdown { .. }
-                    | Msg::Close { .. } => {}
+                    Msg::Accept { id, .. }
+                    | Msg::Reset { id, .. }
+                    | Msg::Shutdown { id, .. }
+                    | Msg::Close { id } => {
+                        let peer = self.peers[i].pair.peer();
+                        match self.conn_index(peer, id.token) {
+                            Some(c) => {
+                                let sk = self.conns[c].sk;
+                                // The event carries its own reference (taking one is fine
+                                // under this lock; only dropping one is not).
+                                // SAFETY: the table holds a reference, so `sk` is live.
+                                unsafe { bindings::yasmin_sock_hold(sk) };
+                                self.defer(SockEvent::ForSock { sk, msg: *m });
+                            }
+                            None => {
+                                // Unknown connection: a late message after a reset, or
+                                // junk. An ACCEPT for nothing gets a RESET back.
+                                if let Msg::Accept { id, .. } = m {
+                                    let back = wire::ConnId {
+                                        src_port: id.dst_port,
+                                        dst_port: id.src_port,
+                                        token: id.token,
+                                    };
+                                    self.send(
+                                        i,
+                                        Msg::Reset {
+                                            id: back,
+                                            reason: wire::RESET_PROTOCOL,
+                                        },
+                                    );
+                                }
+                            }
+                        }
+                    }
                 }
             }
             if n < msgs.len() {
@@ -719,7 +910,9 @@ unsafe extern "C" fn on_event(_irq: c_int, _cookie: *mut c_void) -> bindings::ir
 }
 
 /// Runs `f` on the live plane, if any.
-fn with_plane<R>(f: impl FnOnce(&mut Plane) -> R) -> Option<R> {
+/// Socket events produced outside the work item (e.g. by a socket call) are applied by
+/// the next run, which this kicks.
+pub(crate) fn with_plane<R>(f: impl FnOnce(&mut Plane) -> R) -> Option<R> {
     let p = PLANE.load(Ordering::Acquire);
     if p.is_null() {
         return None;
@@ -729,13 +922,24 @@ fn with_plane<R>(f: impl FnOnce(&mut Plane) -> R) -> Option<R> {
     // unregistering the watch (each waits for running callers).
     let m = unsafe { &*p };
     let mut g = m.lock();
-    Some(f(&mut g))
+    let r = f(&mut g);
+    if !g.deferred.is_empty() {
+        kick();
+    }
+    Some(r)
 }
 
-/// The work item (called by glue.c).
+/// The work item (called by glue.c): runs the plane, then applies the socket events it
+/// produced with the plane unlocked (they take socket locks; see vsock_transport.rs).
 #[no_mangle]
 extern "C" fn yasmin_control_work() {
-    with_plane(|p| p.run());
+    let events = with_plane(|p| {
+        p.run();
+        core::mem::replace(&mut p.deferred, KVec::new())
+    });
+    for ev in events.into_iter().flatten() {
+        vsock_transport::handle(ev);
+    }
 }
 
 /// debugfs `pairs` (called by glue.c): writes the table into `buf`, returns its length.
@@ -752,6 +956,44 @@ unsafe extern "C" fn yasmin_debugfs_pairs(buf: *mut c_char, len: usize) -> c_lon
         Some(_) => w.at as c_long,
         None => ENODEV.to_errno() as c_long,
     }
+}
+
+/// debugfs `stats` (called by glue.c): global counters, one `name value` per line.
+///
+/// # Safety
+///
+/// `buf` must be valid for writes of `len` bytes.
+#[no_mangle]
+unsafe extern "C" fn yasmin_debugfs_stats(buf: *mut c_char, len: usize) -> c_long {
+    use crate::vsock_transport as t;
+    // SAFETY: guaranteed by the caller (a kmalloc'd buffer of `len` bytes).
+    let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
+    let mut w = SliceWriter { buf: out, at: 0 };
+    let conns = with_plane(|p| p.conns.len()).unwrap_or(0);
+    let r = (|| -> core::fmt::Result {
+        use core::fmt::Write;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        writeln!(
+            w,
+            "grant_pages {}",
+            xen::GRANTED_PAGES.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            w,
+            "mapped_pages {}",
+            xen::MAPPED_PAGES.load(Ordering::Relaxed)
+        )?;
+        writeln!(w, "sockets {}", l(&t::SOCKETS))?;
+        writeln!(w, "connections_live {}", conns)?;
+        writeln!(w, "connections_total {}", l(&t::CONNECTIONS))?;
+        writeln!(w, "bytes_sent {}", l(&t::BYTES_SENT))?;
+        writeln!(w, "bytes_received {}", l(&t::BYTES_RECEIVED))?;
+        writeln!(w, "signals_sent {}", l(&t::SIGNALS_SENT))?;
+        writeln!(w, "signals_received {}", l(&t::SIGNALS_RECEIVED))?;
+        writeln!(w, "resets {}", l(&t::RESETS))
+    })();
+    let _ = r;
+    w.at as c_long
 }
 
 /// debugfs `connect` (called by glue.c): open the control channel to `domid`.
@@ -791,6 +1033,7 @@ pub(crate) struct ControlPlane {
 
 impl ControlPlane {
     pub(crate) fn start(domid: u16, max_ring_pages: u16) -> Result<Self> {
+        OWN_DOMID.store(domid as u64, Ordering::Relaxed);
         let plane = KBox::pin_init(
             kernel::new_mutex!(Plane::new(domid, max_ring_pages)),
             GFP_KERNEL,

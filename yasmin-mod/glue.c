@@ -63,17 +63,17 @@ void yasmin_end_foreign_access(grant_ref_t ref, void *addr)
 }
 
 void yasmin_set_map_op(struct gnttab_map_grant_ref *op, struct page *page,
-		       grant_ref_t ref, domid_t domid)
+		       grant_ref_t ref, domid_t domid, bool readonly)
 {
-	gnttab_set_map_op(op, (unsigned long)page_address(page), GNTMAP_host_map,
-			  ref, domid);
+	gnttab_set_map_op(op, (unsigned long)page_address(page),
+			  GNTMAP_host_map | (readonly ? GNTMAP_readonly : 0), ref, domid);
 }
 
 void yasmin_set_unmap_op(struct gnttab_unmap_grant_ref *op, struct page *page,
-			 grant_handle_t handle)
+			 grant_handle_t handle, bool readonly)
 {
-	gnttab_set_unmap_op(op, (unsigned long)page_address(page), GNTMAP_host_map,
-			    handle);
+	gnttab_set_unmap_op(op, (unsigned long)page_address(page),
+			    GNTMAP_host_map | (readonly ? GNTMAP_readonly : 0), handle);
 }
 
 int yasmin_evtchn_alloc_unbound(domid_t remote, evtchn_port_t *port)
@@ -107,6 +107,43 @@ void yasmin_evtchn_close(evtchn_port_t port)
 
 	if (rc)
 		pr_warn("yasmin: closing event channel %u: %d\n", port, rc);
+}
+
+void yasmin_lock_sock(struct sock *sk)
+{
+	lock_sock(sk);
+}
+
+void yasmin_sock_hold(struct sock *sk)
+{
+	sock_hold(sk);
+}
+
+void yasmin_sock_put(struct sock *sk)
+{
+	sock_put(sk);
+}
+
+bool yasmin_sk_acceptq_is_full(struct sock *sk)
+{
+	return sk_acceptq_is_full(sk);
+}
+
+void yasmin_sk_acceptq_added(struct sock *sk)
+{
+	sk_acceptq_added(sk);
+}
+
+/* Wake readers, writers and pollers (callable from hard IRQ context). */
+void yasmin_sk_wake(struct sock *sk)
+{
+	sk->sk_data_ready(sk);
+	sk->sk_write_space(sk);
+}
+
+struct module *yasmin_this_module(void)
+{
+	return THIS_MODULE;
 }
 
 static void yasmin_ctl_workfn(struct work_struct *work)
@@ -150,6 +187,21 @@ static int pairs_show(struct seq_file *m, void *v)
 }
 DEFINE_SHOW_ATTRIBUTE(pairs);
 
+static int stats_show(struct seq_file *m, void *v)
+{
+	long n;
+	char *buf = kmalloc(PAGE_SIZE, GFP_KERNEL);
+
+	if (!buf)
+		return -ENOMEM;
+	n = yasmin_debugfs_stats(buf, PAGE_SIZE);
+	if (n > 0)
+		seq_write(m, buf, n);
+	kfree(buf);
+	return n < 0 ? n : 0;
+}
+DEFINE_SHOW_ATTRIBUTE(stats);
+
 static ssize_t connect_write(struct file *file, const char __user *ubuf,
 			     size_t len, loff_t *ppos)
 {
@@ -171,6 +223,7 @@ void yasmin_debugfs_init(void)
 {
 	yasmin_dbg_dir = debugfs_create_dir("yasmin", NULL);
 	debugfs_create_file("pairs", 0444, yasmin_dbg_dir, NULL, &pairs_fops);
+	debugfs_create_file("stats", 0444, yasmin_dbg_dir, NULL, &stats_fops);
 	debugfs_create_file("connect", 0200, yasmin_dbg_dir, NULL, &connect_fops);
 }
 

@@ -18,6 +18,8 @@
 #include <xen/events.h>
 #include <xen/interface/event_channel.h>
 #include <net/af_vsock.h>
+#include <net/sock.h>
+#include <net/tcp_states.h>
 
 /* Module parameters (read-only after load; see yasmin_main.rs for bounds). */
 extern unsigned int yasmin_param_ring_pages;
@@ -37,15 +39,24 @@ void *yasmin_page_address(struct page *page);
 int yasmin_grant_page(domid_t domid, void *addr, bool readonly);
 void yasmin_end_foreign_access(grant_ref_t ref, void *addr);
 void yasmin_set_map_op(struct gnttab_map_grant_ref *op, struct page *page,
-		       grant_ref_t ref, domid_t domid);
+		       grant_ref_t ref, domid_t domid, bool readonly);
 void yasmin_set_unmap_op(struct gnttab_unmap_grant_ref *op, struct page *page,
-			 grant_handle_t handle);
+			 grant_handle_t handle, bool readonly);
 
 /* Event channels: HYPERVISOR_event_channel_op() is a static inline. */
 int yasmin_evtchn_alloc_unbound(domid_t remote, evtchn_port_t *port);
 int yasmin_evtchn_bind_interdomain(domid_t remote, evtchn_port_t remote_port,
 				   evtchn_port_t *local_port);
 void yasmin_evtchn_close(evtchn_port_t port);
+
+/* Sockets: lock_sock(), sock_hold()/sock_put() and the accept-queue helpers are inlines. */
+void yasmin_lock_sock(struct sock *sk);
+void yasmin_sock_hold(struct sock *sk);
+void yasmin_sock_put(struct sock *sk);
+bool yasmin_sk_acceptq_is_full(struct sock *sk);
+void yasmin_sk_acceptq_added(struct sock *sk);
+void yasmin_sk_wake(struct sock *sk);
+struct module *yasmin_this_module(void);
 
 /*
  * The control-plane work item (DECLARE_DELAYED_WORK is a macro): every run calls
@@ -61,6 +72,7 @@ void yasmin_ctl_cancel(void);
  * from Rust (yasmin_debugfs_pairs) and writes go to Rust (yasmin_debugfs_connect).
  */
 long yasmin_debugfs_pairs(char *buf, size_t len);
+long yasmin_debugfs_stats(char *buf, size_t len);
 int yasmin_debugfs_connect(unsigned int domid);
 void yasmin_debugfs_init(void);
 void yasmin_debugfs_exit(void);

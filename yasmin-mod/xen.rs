@@ -5,6 +5,7 @@
 
 use crate::bindings;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicI64, Ordering};
 use kernel::error::{from_err_ptr, to_result};
 use kernel::fmt;
 use kernel::prelude::*;
@@ -197,7 +198,12 @@ impl Drop for Watch {
     }
 }
 
-/// A zeroed page of ours, granted to one foreign domain (read-write). Dropping it ends
+/// Pages this module has granted right now (control, ring directory and data pages).
+pub(crate) static GRANTED_PAGES: AtomicI64 = AtomicI64::new(0);
+/// Foreign pages this module has mapped right now.
+pub(crate) static MAPPED_PAGES: AtomicI64 = AtomicI64::new(0);
+
+/// A zeroed page of ours, granted to one foreign domain. Dropping it ends
 /// the grant and frees the page, deferred by the kernel while the peer still maps it.
 pub(crate) struct GrantedPage {
     addr: NonNull<u8>,
@@ -208,19 +214,21 @@ pub(crate) struct GrantedPage {
 unsafe impl Send for GrantedPage {}
 
 impl GrantedPage {
-    /// Allocates a zeroed page, lets `init` fill it, then grants it to `domid`.
-    pub(crate) fn new(domid: u16, init: impl FnOnce(*mut u8)) -> Result<Self> {
+    /// Allocates a zeroed page, lets `init` fill it, then grants it to `domid` (read-only
+    /// if `readonly`).
+    pub(crate) fn new(domid: u16, readonly: bool, init: impl FnOnce(*mut u8)) -> Result<Self> {
         // SAFETY: plain page allocation (GFP_KERNEL, process context).
         let addr = NonNull::new(unsafe { bindings::yasmin_alloc_zeroed_page() }.cast::<u8>())
             .ok_or(ENOMEM)?;
         init(addr.as_ptr());
         // SAFETY: `addr` is a page we own; the grant names its frame.
-        let rc = unsafe { bindings::yasmin_grant_page(domid, addr.as_ptr().cast(), false) };
+        let rc = unsafe { bindings::yasmin_grant_page(domid, addr.as_ptr().cast(), readonly) };
         if rc < 0 {
             // SAFETY: never granted, still ours.
             unsafe { bindings::yasmin_free_page(addr.as_ptr().cast()) };
             return Err(Error::from_errno(rc));
         }
+        GRANTED_PAGES.fetch_add(1, Ordering::Relaxed);
         Ok(GrantedPage {
             addr,
             gref: rc as u32,
@@ -241,6 +249,7 @@ impl Drop for GrantedPage {
         // SAFETY: `gref` grants `addr`'s page; the kernel frees the page once the peer has
         // unmapped it (immediately if it never mapped it). We never touch it again.
         unsafe { bindings::yasmin_end_foreign_access(self.gref, self.addr.as_ptr().cast()) };
+        GRANTED_PAGES.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -249,22 +258,23 @@ pub(crate) struct ForeignPage {
     page: *mut bindings::page,
     handle: bindings::grant_handle_t,
     addr: NonNull<u8>,
+    readonly: bool,
 }
 
 // SAFETY: the mapping belongs to this value alone and can be used from any thread.
 unsafe impl Send for ForeignPage {}
 
 impl ForeignPage {
-    /// Maps grant `gref` of domain `domid`. Fails with `EFAULT` if Xen refuses (no such
-    /// grant, not granted to us, ...).
-    pub(crate) fn map(domid: u16, gref: u32) -> Result<Self> {
+    /// Maps grant `gref` of domain `domid` (read-only if `readonly`). Fails with `EFAULT`
+    /// if Xen refuses (no such grant, not granted to us, ...).
+    pub(crate) fn map(domid: u16, gref: u32, readonly: bool) -> Result<Self> {
         let mut page: *mut bindings::page = core::ptr::null_mut();
         // SAFETY: asks for one ballooned-out page frame to map over; `page` is an out-pointer.
         to_result(unsafe { bindings::gnttab_alloc_pages(1, &mut page) })?;
         // SAFETY: a plain C struct of integers: all-zero is valid; filled by the glue below.
         let mut op: bindings::gnttab_map_grant_ref = unsafe { core::mem::zeroed() };
         // SAFETY: `page` came from gnttab_alloc_pages; `op` is a valid out-struct.
-        unsafe { bindings::yasmin_set_map_op(&mut op, page, gref, domid) };
+        unsafe { bindings::yasmin_set_map_op(&mut op, page, gref, domid, readonly) };
         // SAFETY: one op for one page, both valid; no kernel-side kmap op (NULL).
         let rc = unsafe { bindings::gnttab_map_refs(&mut op, core::ptr::null_mut(), &mut page, 1) };
         if rc != 0 || op.status != bindings::GNTST_okay as i16 {
@@ -275,10 +285,12 @@ impl ForeignPage {
         // SAFETY: `page` is a valid struct page in the kernel's direct map.
         let addr = NonNull::new(unsafe { bindings::yasmin_page_address(page) }.cast::<u8>())
             .ok_or(EFAULT)?;
+        MAPPED_PAGES.fetch_add(1, Ordering::Relaxed);
         Ok(ForeignPage {
             page,
             handle: op.handle,
             addr,
+            readonly,
         })
     }
 
@@ -292,7 +304,7 @@ impl Drop for ForeignPage {
         // SAFETY: as in `map`: a zeroed integer struct filled by the glue.
         let mut op: bindings::gnttab_unmap_grant_ref = unsafe { core::mem::zeroed() };
         // SAFETY: `page` and `handle` describe our live mapping.
-        unsafe { bindings::yasmin_set_unmap_op(&mut op, self.page, self.handle) };
+        unsafe { bindings::yasmin_set_unmap_op(&mut op, self.page, self.handle, self.readonly) };
         let mut page = self.page;
         // SAFETY: unmaps exactly the mapping made in `map`.
         let rc =
@@ -300,6 +312,7 @@ impl Drop for ForeignPage {
         if rc == 0 && op.status == bindings::GNTST_okay as i16 {
             // SAFETY: unmapped: the frame can go back to the balloon.
             unsafe { bindings::gnttab_free_pages(1, &mut page) };
+            MAPPED_PAGES.fetch_sub(1, Ordering::Relaxed);
         } else {
             // Returning a still-mapped frame would hand the peer's page to someone else.
             pr_alert!(
@@ -389,4 +402,9 @@ impl Drop for EventChannel {
             bindings::unbind_from_irqhandler(self.irq, self.cookie as *mut kernel::ffi::c_void)
         };
     }
+}
+
+/// An errno the 6.12 `kernel` crate does not name (values from the kernel's headers).
+pub(crate) fn errno(code: u32) -> Error {
+    Error::from_errno(-(code as i32))
 }

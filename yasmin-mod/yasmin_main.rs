@@ -4,6 +4,8 @@
 //! Crate root of `yasmin.ko`. Components, one file each:
 //! - `xen`: safe wrappers for XenStore, grants and event channels;
 //! - `control_plane`: drives the per-peer handshake and the per-pair control channels;
+//! - `vsock_transport`: the vsock callbacks (YASMIN as the G2H `struct vsock_transport`);
+//! - `socket_ring`: a socket's rings in granted / mapped order-0 pages;
 //! - `cid`: the documented CID <-> domid mapping;
 //! - `ring`: the shared byte ring, compiled from the same source as the userspace crate;
 //! - `ring_selftest`: exercises that ring in the kernel at load time;
@@ -21,6 +23,8 @@ mod control_plane;
 #[allow(dead_code, unreachable_pub)] // The transport uses only part of the ring API.
 mod ring;
 mod ring_selftest;
+mod socket_ring;
+mod vsock_transport;
 mod xen;
 
 use kernel::prelude::*;
@@ -77,6 +81,8 @@ impl Params {
 
 struct Yasmin {
     cid: u32,
+    // Dropped first: no socket of ours exists once the transport is unregistered.
+    _transport: vsock_transport::Transport,
     _control: control_plane::ControlPlane,
 }
 
@@ -107,8 +113,12 @@ impl kernel::Module for Yasmin {
         );
         let domid16 = u16::try_from(domid).map_err(|_| EINVAL)?;
         let control = control_plane::ControlPlane::start(domid16, params.max_ring_pages as u16)?;
+        let transport =
+            vsock_transport::Transport::register(cid, params.ring_pages, params.max_ring_pages)
+                .inspect_err(|e| pr_err!("cannot register the vsock transport: {:?}\n", e))?;
         Ok(Yasmin {
             cid,
+            _transport: transport,
             _control: control,
         })
     }
