@@ -13,6 +13,7 @@ use crate::control::pair::{Action, Channel, Event, LogKind, NodeError, Pair, Rol
 use crate::control::paths::{self, Kind, Offer, Req};
 use crate::control::wire::{self, Msg};
 use crate::ring::{Consumer, Producer, Region, RingError};
+use crate::socket_ring::TxRing;
 use crate::vsock_transport::{self, SockEvent};
 use crate::xen::{self, errno, EventChannel, ForeignPage, GrantedPage, Watch};
 use core::ptr::null_mut;
@@ -55,6 +56,13 @@ fn take_at<T>(v: &mut KVec<T>, i: usize) -> T {
         v.set_len(last);
         x
     }
+}
+
+/// A released socket's sending ring (see `Plane::linger`).
+struct Lingering {
+    peer: u16,
+    token: u64,
+    _tx: TxRing,
 }
 
 /// A socket riding on a pair channel. The table holds a reference on the socket.
@@ -284,6 +292,8 @@ pub(crate) struct Plane {
     stopping: bool,
     dropped_notices: u64,
     conns: KVec<ConnEntry>,
+    /// Sending rings of released sockets, kept until the peer releases its side.
+    lingering: KVec<Lingering>,
     /// Socket events for the work item to apply once the plane lock is dropped.
     deferred: KVec<SockEvent>,
 }
@@ -302,7 +312,35 @@ impl Plane {
             stopping: false,
             dropped_notices: 0,
             conns: KVec::new(),
+            lingering: KVec::new(),
             deferred: KVec::new(),
+        }
+    }
+
+    /// Keeps a released socket's sending ring until the peer's CLOSE or RESET (or the
+    /// pair going down), so the peer can still map and drain it.
+    pub(crate) fn linger(&mut self, peer: u16, token: u64, tx: TxRing) {
+        // If there is no room the ring goes now: the peer sees a reset rather than a leak.
+        let _ = self.lingering.push(
+            Lingering {
+                peer,
+                token,
+                _tx: tx,
+            },
+            GFP_KERNEL,
+        );
+    }
+
+    /// Drops lingering rings of `peer` (all, or the one of `token`).
+    fn end_linger(&mut self, peer: u16, token: Option<u64>) {
+        let mut i = 0;
+        while i < self.lingering.len() {
+            let l = &self.lingering[i];
+            if l.peer == peer && token.is_none_or(|t| t == l.token) {
+                drop(take_at(&mut self.lingering, i));
+            } else {
+                i += 1;
+            }
         }
     }
 
@@ -546,6 +584,7 @@ impl Plane {
             }
             Action::ResetSockets => {
                 self.peers[i].resets += 1;
+                self.end_linger(peer, None);
                 self.fail_conns(peer, errno(bindings::ECONNRESET), false);
                 None
             }
@@ -683,6 +722,10 @@ impl Plane {
                                 self.defer(SockEvent::ForSock { sk, msg: *m });
                             }
                             None => {
+                                if let Msg::Close { id } | Msg::Reset { id, .. } = m {
+                                    // The peer released: a ring we kept for it can go.
+                                    self.end_linger(peer, Some(id.token));
+                                }
                                 // Unknown connection: a late message after a reset, or
                                 // junk. An ACCEPT for nothing gets a RESET back.
                                 if let Msg::Accept { id, .. } = m {
@@ -807,6 +850,7 @@ impl Plane {
 
     /// Says goodbye to every peer and frees every channel.
     fn stop_all(&mut self) {
+        self.lingering = KVec::new();
         for i in 0..self.peers.len() {
             self.feed(i, Event::Shutdown, 0);
             self.peers[i].link = None;

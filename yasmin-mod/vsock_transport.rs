@@ -192,11 +192,9 @@ unsafe extern "C" fn t_destruct(vsk: *mut vsock_sock) {
 }
 
 unsafe extern "C" fn t_release(vsk: *mut vsock_sock) {
-    let sk = sk_of(vsk);
     // SAFETY: called with the socket locked.
     if let Some(st) = unsafe { state(vsk) } {
-        // Tell the peer we are gone; what we wrote stays readable: the grants end only
-        // when the peer unmaps (gnttab_end_foreign_access defers).
+        // Mark both rings closed (EOF for the peer's reads, EPIPE for its writes).
         if let Some(tx) = st.tx.as_mut() {
             let _ = tx.prod.close();
         }
@@ -206,12 +204,24 @@ unsafe extern "C" fn t_release(vsk: *mut vsock_sock) {
         if st.evt.is_some() {
             notify(st);
         }
+        // The interrupt names this socket: unbind before it can go away; unmap the peer's
+        // ring (we read no more).
+        st.evt = None;
+        st.rx = None;
+        let tx = st.tx.take();
         if st.registered {
+            // What we wrote must stay readable until the peer has released its socket too
+            // (it may not even have mapped our ring yet): the plane keeps our ring until
+            // the peer's CLOSE or RESET, or the pair going down.
             // SAFETY: locked socket of ours.
             let id = unsafe { conn_id(vsk, st.token) };
-            let held = with_plane(|p| {
-                p.send_sock(st.peer, Msg::Close { id });
-                p.forget_sock(st.peer, st.token)
+            let (peer, token) = (st.peer, st.token);
+            let held = with_plane(move |p| {
+                p.send_sock(peer, Msg::Close { id });
+                if let Some(tx) = tx {
+                    p.linger(peer, token, tx);
+                }
+                p.forget_sock(peer, token)
             })
             .flatten();
             st.registered = false;
@@ -220,11 +230,9 @@ unsafe extern "C" fn t_release(vsk: *mut vsock_sock) {
                 unsafe { bindings::yasmin_sock_put(h) };
             }
         }
-        st.release_rings();
     }
     // SAFETY: removes the socket from af_vsock's bound and connected tables.
     unsafe { bindings::vsock_remove_sock(vsk) };
-    let _ = sk;
 }
 
 /// The connection id as this side sends it.

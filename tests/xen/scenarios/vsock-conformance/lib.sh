@@ -1,0 +1,11 @@
+# Shared by both sides: the skip options and a converter from vsock_test output
+# ("N - name...ok") to one case per test.
+skip_opts() { grep -v '^#' skip | awk '{ printf "--skip=%s ", $1 }'; }
+to_cases() { # PREFIX: reads vsock_test output, prints YASMIN-CASE lines and the raw output
+    awk -v p="$1" '
+        { print "# " $0 }
+        match($0, /^[0-9]+ - .*\.\.\.ok$/) {
+            name = $0; sub(/\.\.\.ok$/, "", name); gsub(/[^A-Za-z0-9_+()-]+/, "-", name)
+            print "YASMIN-CASE ok " p "/" name
+        }'
+}
