@@ -15,7 +15,7 @@ use crate::control::wire::{self, Msg};
 use crate::ring::{Consumer, Producer, Region, RingError};
 use crate::socket_ring::TxRing;
 use crate::vsock_transport::{self, SockEvent};
-use crate::xen::{self, errno, EventChannel, ForeignPage, GrantedPage, Watch};
+use crate::xen::{self, errno, EventChannel, ForeignPages, GrantedPage, Watch};
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use kernel::ffi::{c_char, c_int, c_long, c_uint, c_void};
@@ -94,7 +94,7 @@ struct OutMsg {
 #[allow(dead_code)] // Held only for its drop: revoke the grant or unmap.
 enum Page {
     Granted(GrantedPage),
-    Mapped(ForeignPage),
+    Mapped(ForeignPages),
 }
 
 /// A live control channel. Field order is drop order: the interrupt goes first, the
@@ -165,8 +165,8 @@ impl Link {
 
     /// Acceptor: maps the offered page, checks it, binds the offered port.
     fn accept(peer: u16, ch: Channel) -> Result<Link> {
-        let page = ForeignPage::map(peer, ch.gref, false)?;
-        let base = page.addr();
+        let page = ForeignPages::map(peer, &[ch.gref], false)?;
+        let base = page.addr(0);
         // SAFETY: the mapped page is 4 KiB; the peer may change it at any time, so the
         // fields are read once, volatile, and only compared.
         let (magic, version) = unsafe {
@@ -729,6 +729,8 @@ impl Plane {
                                 // Unknown connection: a late message after a reset, or
                                 // junk. An ACCEPT for nothing gets a RESET back.
                                 if let Msg::Accept { id, .. } = m {
+                                    // Our CONNECT's ring, kept for this answer, can go.
+                                    self.end_linger(peer, Some(id.token));
                                     let back = wire::ConnId {
                                         src_port: id.dst_port,
                                         dst_port: id.src_port,

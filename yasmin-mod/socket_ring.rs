@@ -8,7 +8,7 @@
 
 use crate::control::wire;
 use crate::ring::{Consumer, Producer, Region};
-use crate::xen::{ForeignPage, GrantedPage};
+use crate::xen::{ForeignPages, GrantedPage};
 use kernel::prelude::*;
 
 const PAGE: usize = wire::PAGE_SIZE;
@@ -81,9 +81,8 @@ impl TxRing {
 pub(crate) struct RxRing {
     pub(crate) cons: Consumer,
     // The consumer points into these mappings: held until it is gone, then unmapped.
-    _ptrs: KVec<*mut u8>,
-    _dir: ForeignPage,
-    _data: KVec<ForeignPage>,
+    _dir: ForeignPages,
+    _data: ForeignPages,
 }
 
 // SAFETY: as for `TxRing`: mappings owned by this value, used only through `cons`.
@@ -96,34 +95,30 @@ impl RxRing {
         if !wire::valid_ring_pages(pages) {
             return Err(EINVAL);
         }
-        let dir = ForeignPage::map(peer, dir_gref, false)?;
+        let dir = ForeignPages::map(peer, &[dir_gref], false)?;
         let mut grefs = KVec::from_elem(0u32, pages as usize, GFP_KERNEL)?;
         // Copy the directory once: the peer may change it while we look.
         let mut copy = KVec::from_elem(0u8, PAGE, GFP_KERNEL)?;
         // SAFETY: the mapped page is 4 KiB; a racing peer can only change the bytes read.
-        unsafe { core::ptr::copy_nonoverlapping(dir.addr().cast_const(), copy.as_mut_ptr(), PAGE) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(dir.addr(0).cast_const(), copy.as_mut_ptr(), PAGE)
+        };
         wire::dir_read(&copy, pages, &mut grefs).map_err(|_| EINVAL)?;
-        let mut data = KVec::with_capacity(pages as usize, GFP_KERNEL)?;
-        let mut ptrs = KVec::with_capacity(pages as usize, GFP_KERNEL)?;
-        for &g in grefs.iter() {
-            let p = ForeignPage::map(peer, g, true)?;
-            ptrs.push(p.addr(), GFP_KERNEL)?;
-            data.push(p, GFP_KERNEL)?;
-        }
-        // SAFETY: as in `TxRing::new`, with mappings instead of our pages; the data pages
-        // are only read (mapped read-only), the header words only accessed atomically.
+        let data = ForeignPages::map(peer, &grefs, true)?;
+        // SAFETY: as in `TxRing::new`, with mappings instead of our pages (the address list
+        // lives in `data`, which outlives the consumer); the data pages are only read
+        // (mapped read-only), the header words only accessed atomically.
         let region = unsafe {
             Region::from_pages(
-                dir.addr().add(wire::DIR_OFF_RING_HDR),
-                ptrs.as_ptr(),
-                ptrs.len(),
+                dir.addr(0).add(wire::DIR_OFF_RING_HDR),
+                data.addrs().as_ptr(),
+                data.addrs().len(),
                 PAGE,
             )
         }
         .map_err(|_| EINVAL)?;
         Ok(RxRing {
             cons: Consumer::new(region),
-            _ptrs: ptrs,
             _dir: dir,
             _data: data,
         })

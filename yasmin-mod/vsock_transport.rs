@@ -66,6 +66,8 @@ pub(crate) struct SockState {
     token: u64,
     /// Registered in the control plane's table (it holds a socket reference).
     registered: bool,
+    /// The peer released its socket (its CLOSE arrived): we still answer with ours.
+    peer_closed: bool,
     evt: Option<EventChannel>,
     tx: Option<TxRing>,
     rx: Option<RxRing>,
@@ -152,6 +154,7 @@ unsafe extern "C" fn t_init(vsk: *mut vsock_sock, psk: *mut vsock_sock) -> c_int
             peer: 0,
             token: 0,
             registered: false,
+            peer_closed: false,
             evt: None,
             tx: None,
             rx: None,
@@ -209,16 +212,18 @@ unsafe extern "C" fn t_release(vsk: *mut vsock_sock) {
         st.evt = None;
         st.rx = None;
         let tx = st.tx.take();
-        if st.registered {
+        // Every connection not reset ends with a CLOSE from each side; the peer's CLOSE is
+        // what lets a lingering ring go.
+        if st.registered || st.peer_closed {
             // What we wrote must stay readable until the peer has released its socket too
             // (it may not even have mapped our ring yet): the plane keeps our ring until
             // the peer's CLOSE or RESET, or the pair going down.
             // SAFETY: locked socket of ours.
             let id = unsafe { conn_id(vsk, st.token) };
-            let (peer, token) = (st.peer, st.token);
+            let (peer, token, linger) = (st.peer, st.token, st.registered);
             let held = with_plane(move |p| {
                 p.send_sock(peer, Msg::Close { id });
-                if let Some(tx) = tx {
+                if let (Some(tx), true) = (tx, linger) {
                     p.linger(peer, token, tx);
                 }
                 p.forget_sock(peer, token)
@@ -617,6 +622,27 @@ unsafe fn for_sock(sk: *mut sock, msg: Msg) {
             if unsafe { (*sk).__sk_common.skc_state } != bindings::TCP_SYN_SENT as u8
                 || st.rx.is_some()
             {
+                // Too late (connect timed out) or a duplicate: refuse it, so the peer's
+                // accepted socket does not wait for a connection nobody uses.
+                // SAFETY: locked socket.
+                let my = unsafe { conn_id(vsk, st.token) };
+                let held = with_plane(|p| {
+                    p.send_sock(
+                        st.peer,
+                        Msg::Reset {
+                            id: my,
+                            reason: wire::RESET_PROTOCOL,
+                        },
+                    );
+                    p.forget_sock(st.peer, st.token)
+                })
+                .flatten();
+                st.registered = false;
+                st.release_rings();
+                if let Some(h) = held {
+                    // SAFETY: the table's reference; the event holds another.
+                    unsafe { bindings::yasmin_sock_put(h) };
+                }
                 return;
             }
             match RxRing::map(st.peer, ring.dir_gref, ring.pages) {
@@ -673,6 +699,7 @@ unsafe fn for_sock(sk: *mut sock, msg: Msg) {
                 // The peer released its socket: it reads and writes no more, but what it
                 // wrote stays mapped for us to drain.
                 st.registered = false;
+                st.peer_closed = true;
                 // SAFETY: locked socket.
                 unsafe {
                     (*vsk).peer_shutdown = bindings::SHUTDOWN_MASK;

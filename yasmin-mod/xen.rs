@@ -253,74 +253,124 @@ impl Drop for GrantedPage {
     }
 }
 
-/// A foreign domain's granted page, mapped read-write into our address space.
-pub(crate) struct ForeignPage {
-    page: *mut bindings::page,
-    handle: bindings::grant_handle_t,
-    addr: NonNull<u8>,
+/// Foreign granted pages of one domain, mapped into our address space with one batched
+/// hypercall (each at its own ballooned page frame: no virtually contiguous mapping).
+pub(crate) struct ForeignPages {
+    pages: KVec<*mut bindings::page>,
+    handles: KVec<bindings::grant_handle_t>,
+    addrs: KVec<*mut u8>,
     readonly: bool,
 }
 
-// SAFETY: the mapping belongs to this value alone and can be used from any thread.
-unsafe impl Send for ForeignPage {}
+// SAFETY: the mappings belong to this value alone and can be used from any thread.
+unsafe impl Send for ForeignPages {}
 
-impl ForeignPage {
-    /// Maps grant `gref` of domain `domid` (read-only if `readonly`). Fails with `EFAULT`
-    /// if Xen refuses (no such grant, not granted to us, ...).
-    pub(crate) fn map(domid: u16, gref: u32, readonly: bool) -> Result<Self> {
-        let mut page: *mut bindings::page = core::ptr::null_mut();
-        // SAFETY: asks for one ballooned-out page frame to map over; `page` is an out-pointer.
-        to_result(unsafe { bindings::gnttab_alloc_pages(1, &mut page) })?;
+impl ForeignPages {
+    /// Maps grants `grefs` of domain `domid` (read-only if `readonly`). Fails with
+    /// `EFAULT` if Xen refuses any of them (none stays mapped then).
+    pub(crate) fn map(domid: u16, grefs: &[u32], readonly: bool) -> Result<Self> {
+        let n = grefs.len();
+        let count = i32::try_from(n).map_err(|_| EINVAL)?;
+        let mut pages = KVec::from_elem(core::ptr::null_mut(), n, GFP_KERNEL)?;
         // SAFETY: a plain C struct of integers: all-zero is valid; filled by the glue below.
-        let mut op: bindings::gnttab_map_grant_ref = unsafe { core::mem::zeroed() };
-        // SAFETY: `page` came from gnttab_alloc_pages; `op` is a valid out-struct.
-        unsafe { bindings::yasmin_set_map_op(&mut op, page, gref, domid, readonly) };
-        // SAFETY: one op for one page, both valid; no kernel-side kmap op (NULL).
-        let rc = unsafe { bindings::gnttab_map_refs(&mut op, core::ptr::null_mut(), &mut page, 1) };
-        if rc != 0 || op.status != bindings::GNTST_okay as i16 {
-            // SAFETY: nothing was mapped: the page goes straight back.
-            unsafe { bindings::gnttab_free_pages(1, &mut page) };
-            return Err(EFAULT);
+        let zero_op: bindings::gnttab_map_grant_ref = unsafe { core::mem::zeroed() };
+        let mut ops = KVec::from_elem(zero_op, n, GFP_KERNEL)?;
+        // SAFETY: asks for `n` ballooned-out page frames to map over into `pages`.
+        to_result(unsafe { bindings::gnttab_alloc_pages(count, pages.as_mut_ptr()) })?;
+        for (op, (&page, &gref)) in ops.iter_mut().zip(pages.iter().zip(grefs)) {
+            // SAFETY: `page` came from gnttab_alloc_pages; `op` is a valid out-struct.
+            unsafe { bindings::yasmin_set_map_op(op, page, gref, domid, readonly) };
         }
-        // SAFETY: `page` is a valid struct page in the kernel's direct map.
-        let addr = NonNull::new(unsafe { bindings::yasmin_page_address(page) }.cast::<u8>())
-            .ok_or(EFAULT)?;
-        MAPPED_PAGES.fetch_add(1, Ordering::Relaxed);
-        Ok(ForeignPage {
-            page,
-            handle: op.handle,
-            addr,
+        // SAFETY: `n` ops for `n` pages, all valid; no kernel-side kmap ops (NULL).
+        let rc = unsafe {
+            bindings::gnttab_map_refs(
+                ops.as_mut_ptr(),
+                core::ptr::null_mut(),
+                pages.as_mut_ptr(),
+                n as u32,
+            )
+        };
+        let mut this = ForeignPages {
+            pages,
+            handles: KVec::with_capacity(n, GFP_KERNEL)?,
+            addrs: KVec::with_capacity(n, GFP_KERNEL)?,
             readonly,
-        })
+        };
+        let all_ok = rc == 0 && ops.iter().all(|o| o.status == bindings::GNTST_okay as i16);
+        for (op, &page) in ops.iter().zip(this.pages.iter()) {
+            // Record every mapping that did succeed, so that drop undoes exactly those.
+            let h = if op.status == bindings::GNTST_okay as i16 {
+                op.handle
+            } else {
+                INVALID_HANDLE
+            };
+            this.handles.push(h, GFP_KERNEL)?;
+            // SAFETY: `page` is a valid struct page in the kernel's direct map.
+            this.addrs.push(
+                unsafe { bindings::yasmin_page_address(page) }.cast::<u8>(),
+                GFP_KERNEL,
+            )?;
+        }
+        MAPPED_PAGES.fetch_add(n as i64, Ordering::Relaxed);
+        if !all_ok {
+            return Err(EFAULT); // drop unmaps what was mapped
+        }
+        Ok(this)
     }
 
-    pub(crate) fn addr(&self) -> *mut u8 {
-        self.addr.as_ptr()
+    /// Kernel address of page `i`.
+    pub(crate) fn addr(&self, i: usize) -> *mut u8 {
+        self.addrs.get(i).copied().unwrap_or(core::ptr::null_mut())
+    }
+
+    /// The page addresses, in order (for `ring::Region::from_pages`).
+    pub(crate) fn addrs(&self) -> &[*mut u8] {
+        &self.addrs
     }
 }
 
-impl Drop for ForeignPage {
+/// `handles` entry of a page that was never mapped.
+const INVALID_HANDLE: bindings::grant_handle_t = bindings::grant_handle_t::MAX;
+
+impl Drop for ForeignPages {
     fn drop(&mut self) {
+        let n = self.pages.len();
         // SAFETY: as in `map`: a zeroed integer struct filled by the glue.
-        let mut op: bindings::gnttab_unmap_grant_ref = unsafe { core::mem::zeroed() };
-        // SAFETY: `page` and `handle` describe our live mapping.
-        unsafe { bindings::yasmin_set_unmap_op(&mut op, self.page, self.handle, self.readonly) };
-        let mut page = self.page;
-        // SAFETY: unmaps exactly the mapping made in `map`.
-        let rc =
-            unsafe { bindings::gnttab_unmap_refs(&mut op, core::ptr::null_mut(), &mut page, 1) };
-        if rc == 0 && op.status == bindings::GNTST_okay as i16 {
-            // SAFETY: unmapped: the frame can go back to the balloon.
-            unsafe { bindings::gnttab_free_pages(1, &mut page) };
-            MAPPED_PAGES.fetch_sub(1, Ordering::Relaxed);
-        } else {
-            // Returning a still-mapped frame would hand the peer's page to someone else.
-            pr_alert!(
-                "grant unmap failed ({}, status {}): leaking one page\n",
-                rc,
-                op.status
-            );
+        let zero_op: bindings::gnttab_unmap_grant_ref = unsafe { core::mem::zeroed() };
+        let mut ops: KVec<bindings::gnttab_unmap_grant_ref> = KVec::new();
+        let mut mapped: KVec<*mut bindings::page> = KVec::new();
+        let mut leak = false;
+        for (&page, &h) in self.pages.iter().zip(self.handles.iter()) {
+            if h == INVALID_HANDLE {
+                continue;
+            }
+            let mut op = zero_op;
+            // SAFETY: `page` and `h` describe one of our live mappings.
+            unsafe { bindings::yasmin_set_unmap_op(&mut op, page, h, self.readonly) };
+            if ops.push(op, GFP_KERNEL).is_err() || mapped.push(page, GFP_KERNEL).is_err() {
+                leak = true; // cannot even build the request: keep every frame
+            }
         }
+        if !leak && !ops.is_empty() {
+            // SAFETY: unmaps exactly the mappings made in `map`.
+            let rc = unsafe {
+                bindings::gnttab_unmap_refs(
+                    ops.as_mut_ptr(),
+                    core::ptr::null_mut(),
+                    mapped.as_mut_ptr(),
+                    ops.len() as u32,
+                )
+            };
+            leak = rc != 0 || ops.iter().any(|o| o.status != bindings::GNTST_okay as i16);
+        }
+        if leak {
+            // Returning a still-mapped frame would hand the peer's page to someone else.
+            pr_alert!("grant unmap failed: leaking {} page frames\n", n);
+            return;
+        }
+        // SAFETY: nothing is mapped any more: the frames go back to the balloon.
+        unsafe { bindings::gnttab_free_pages(n as i32, self.pages.as_mut_ptr()) };
+        MAPPED_PAGES.fetch_sub(n as i64, Ordering::Relaxed);
     }
 }
 

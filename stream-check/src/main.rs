@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: GPL-2.0
+//! yasmin-stream-check: end-to-end integrity checks of a byte-stream transport.
+//!
+//! `serve` runs the passive side; every connection starts with a 17-byte request
+//! (`mode u8, seed u64 LE, len u64 LE`) that says what to do:
+//! * `duplex`: both sides send `len` pseudo-random bytes (generated from the seed, written
+//!   in random-sized pieces) while reading the other's, concurrently; each side checks
+//!   every byte against the generator and prints the SHA-256 of what it sent and received;
+//! * `digest`: the client sends `len` bytes and shuts down its write side; the server
+//!   answers with the SHA-256 of what it read, which the client compares with its own.
+//!
+//! Client commands: `duplex` (one connection, both directions at once), `multi` (many
+//! concurrent `digest` connections), `cycles` (sequential `digest` connections).
+//! Output: one `key=value` line per result, and the exit status says pass or fail.
+
+mod conn;
+
+use clap::{Parser, Subcommand};
+use conn::{Addr, Conn};
+use rand::rngs::SmallRng;
+use rand::{Rng, RngCore, SeedableRng};
+use sha2::{Digest, Sha256};
+use std::io::{self, Read, Write};
+use std::process::ExitCode;
+use std::thread;
+use std::time::Instant;
+
+const MODE_DUPLEX: u8 = 1;
+const MODE_DIGEST: u8 = 2;
+/// Largest single read or write the random sizes pick.
+const MAX_IO: usize = 256 * 1024;
+
+#[derive(Parser)]
+#[command(name = "yasmin-stream-check", about = "Byte-stream integrity checks over AF_VSOCK or TCP")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve connections (one thread each) until `--connections` have been served.
+    Serve {
+        /// `vsock:PORT` or `tcp:IP:PORT`.
+        #[arg(long)]
+        listen: String,
+        #[arg(long, default_value_t = u64::MAX)]
+        connections: u64,
+    },
+    /// One connection, `--bytes` each way at the same time.
+    Duplex {
+        /// `vsock:CID:PORT` or `tcp:IP:PORT`.
+        #[arg(long)]
+        connect: String,
+        #[arg(long)]
+        bytes: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// `--conns` concurrent connections, each sending a random amount up to `--max-bytes`.
+    Multi {
+        #[arg(long)]
+        connect: String,
+        #[arg(long)]
+        conns: u64,
+        #[arg(long)]
+        max_bytes: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// `--count` connections one after the other, each sending `--bytes`.
+    Cycles {
+        #[arg(long)]
+        connect: String,
+        #[arg(long)]
+        count: u64,
+        #[arg(long)]
+        bytes: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+/// The byte stream of `seed`: pseudo-random and reproducible on both sides whatever the
+/// read and write sizes (bytes come from fixed-size blocks of the generator).
+struct Stream {
+    rng: SmallRng,
+    block: Vec<u8>,
+    pos: usize,
+}
+
+impl Stream {
+    const BLOCK: usize = 64 * 1024;
+
+    fn new(seed: u64) -> Self {
+        Stream { rng: SmallRng::seed_from_u64(seed), block: vec![0; Self::BLOCK], pos: Self::BLOCK }
+    }
+
+    fn fill(&mut self, mut buf: &mut [u8]) {
+        while !buf.is_empty() {
+            if self.pos == Self::BLOCK {
+                self.rng.fill_bytes(&mut self.block);
+                self.pos = 0;
+            }
+            let n = buf.len().min(Self::BLOCK - self.pos);
+            buf[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
+            self.pos += n;
+            buf = &mut buf[n..];
+        }
+    }
+}
+
+fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Sends `len` bytes of stream `seed` in random-sized writes; returns their SHA-256.
+fn send_stream(w: &mut impl Write, seed: u64, len: u64, sizes: &mut SmallRng) -> io::Result<[u8; 32]> {
+    let mut gen = Stream::new(seed);
+    let mut sha = Sha256::new();
+    let mut buf = vec![0u8; MAX_IO];
+    let mut left = len;
+    while left > 0 {
+        let n = sizes.gen_range(1..=MAX_IO).min(left as usize);
+        gen.fill(&mut buf[..n]);
+        w.write_all(&buf[..n])?;
+        sha.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(sha.finalize().into())
+}
+
+/// Reads until EOF in random-sized reads, checking every byte against stream `seed` if
+/// given; returns (bytes, SHA-256).
+fn recv_stream(r: &mut impl Read, seed: Option<u64>, sizes: &mut SmallRng) -> io::Result<(u64, [u8; 32])> {
+    let mut gen = seed.map(Stream::new);
+    let mut sha = Sha256::new();
+    let mut buf = vec![0u8; MAX_IO];
+    let mut want = vec![0u8; MAX_IO];
+    let mut total = 0u64;
+    loop {
+        let n = sizes.gen_range(1..=MAX_IO);
+        let got = r.read(&mut buf[..n])?;
+        if got == 0 {
+            break;
+        }
+        if let Some(g) = gen.as_mut() {
+            g.fill(&mut want[..got]);
+            if buf[..got] != want[..got] {
+                let at = buf[..got].iter().zip(&want[..got]).position(|(a, b)| a != b).unwrap_or(0);
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("corrupt byte at stream offset {}", total + at as u64),
+                ));
+            }
+        }
+        sha.update(&buf[..got]);
+        total += got as u64;
+    }
+    Ok((total, sha.finalize().into()))
+}
+
+fn request(c: &mut Conn, mode: u8, seed: u64, len: u64) -> io::Result<()> {
+    let mut h = [0u8; 17];
+    h[0] = mode;
+    h[1..9].copy_from_slice(&seed.to_le_bytes());
+    h[9..17].copy_from_slice(&len.to_le_bytes());
+    c.write_all(&h)
+}
+
+/// Both directions at once on `c`: we send stream `tx_seed`, expect stream `rx_seed` of
+/// `len` bytes. Prints sums; returns whether everything matched.
+fn duplex(c: Conn, tx_seed: u64, rx_seed: u64, len: u64, who: &str) -> io::Result<bool> {
+    let mut w = c.try_clone()?;
+    let start = Instant::now();
+    let writer = thread::spawn(move || -> io::Result<[u8; 32]> {
+        let mut sizes = SmallRng::seed_from_u64(tx_seed ^ 0x5157);
+        let d = send_stream(&mut w, tx_seed, len, &mut sizes)?;
+        w.shutdown_write()?;
+        Ok(d)
+    });
+    let mut r = c;
+    let mut sizes = SmallRng::seed_from_u64(rx_seed ^ 0xabcd);
+    let rx = recv_stream(&mut r, Some(rx_seed), &mut sizes);
+    if rx.is_err() {
+        // Unblock our writer (and the peer): nobody reads this connection any more.
+        let _ = r.shutdown_both();
+    }
+    let tx = writer.join().map_err(|_| io::Error::other("writer panicked"))?;
+    let secs = start.elapsed().as_secs_f64();
+    let tx = tx?;
+    let (got, rx_sum) = rx?;
+    println!("{who}_sent_bytes={len}");
+    println!("{who}_sent_sha256={}", hex(&tx));
+    println!("{who}_received_bytes={got}");
+    println!("{who}_received_sha256={}", hex(&rx_sum));
+    println!("{who}_seconds={secs:.3}");
+    Ok(got == len)
+}
+
+fn serve_one(mut c: Conn) -> io::Result<()> {
+    let mut h = [0u8; 17];
+    c.read_exact(&mut h)?;
+    let seed = u64::from_le_bytes(h[1..9].try_into().expect("8 bytes"));
+    let len = u64::from_le_bytes(h[9..17].try_into().expect("8 bytes"));
+    match h[0] {
+        MODE_DUPLEX => {
+            if !duplex(c, seed.wrapping_add(1), seed, len, "server")? {
+                eprintln!("duplex: short stream");
+            }
+            Ok(())
+        }
+        MODE_DIGEST => {
+            let mut sizes = SmallRng::seed_from_u64(seed ^ 0x77);
+            let (_, sum) = recv_stream(&mut c, None, &mut sizes)?;
+            c.write_all(&sum)?;
+            Ok(())
+        }
+        m => Err(io::Error::new(io::ErrorKind::InvalidData, format!("unknown mode {m}"))),
+    }
+}
+
+/// One `digest` connection: send `len` bytes of `seed`, compare the server's SHA-256.
+fn digest_conn(addr: &Addr, seed: u64, len: u64) -> io::Result<bool> {
+    let mut c = Conn::connect(addr)?;
+    request(&mut c, MODE_DIGEST, seed, len)?;
+    let mut sizes = SmallRng::seed_from_u64(seed ^ 0x99);
+    let sent = send_stream(&mut c, seed, len, &mut sizes)?;
+    c.shutdown_write()?;
+    let mut back = [0u8; 32];
+    c.read_exact(&mut back)?;
+    Ok(back == sent)
+}
+
+fn run(cli: Cli) -> io::Result<bool> {
+    match cli.cmd {
+        Cmd::Serve { listen, connections } => {
+            let l = conn::Listener::bind(&Addr::parse(&listen)?)?;
+            println!("listening={listen}");
+            let mut handles = Vec::new();
+            for _ in 0..connections {
+                let c = l.accept()?;
+                handles.push(thread::spawn(move || {
+                    if let Err(e) = serve_one(c) {
+                        eprintln!("connection failed: {e}");
+                    }
+                }));
+                handles.retain(|h| !h.is_finished());
+            }
+            for h in handles {
+                let _ = h.join();
+            }
+            Ok(true)
+        }
+        Cmd::Duplex { connect, bytes, seed } => {
+            let mut c = Conn::connect(&Addr::parse(&connect)?)?;
+            request(&mut c, MODE_DUPLEX, seed, bytes)?;
+            duplex(c, seed, seed.wrapping_add(1), bytes, "client")
+        }
+        Cmd::Multi { connect, conns, max_bytes, seed } => {
+            let addr = Addr::parse(&connect)?;
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let jobs: Vec<_> = (0..conns)
+                .map(|i| {
+                    let addr = addr.clone();
+                    let len = rng.gen_range(0..=max_bytes);
+                    let s = seed.wrapping_mul(1000).wrapping_add(i);
+                    thread::spawn(move || digest_conn(&addr, s, len))
+                })
+                .collect();
+            let mut ok = 0;
+            for j in jobs {
+                match j.join().map_err(|_| io::Error::other("thread panicked"))? {
+                    Ok(true) => ok += 1,
+                    Ok(false) => eprintln!("checksum mismatch"),
+                    Err(e) => eprintln!("connection failed: {e}"),
+                }
+            }
+            println!("connections={conns}");
+            println!("checksums_equal={ok}");
+            Ok(ok == conns)
+        }
+        Cmd::Cycles { connect, count, bytes, seed } => {
+            let addr = Addr::parse(&connect)?;
+            let start = Instant::now();
+            let mut ok = 0;
+            for i in 0..count {
+                match digest_conn(&addr, seed.wrapping_add(i), bytes) {
+                    Ok(true) => ok += 1,
+                    Ok(false) => eprintln!("cycle {i}: checksum mismatch"),
+                    Err(e) => eprintln!("cycle {i}: {e}"),
+                }
+            }
+            println!("cycles={count}");
+            println!("cycles_ok={ok}");
+            println!("seconds={:.3}", start.elapsed().as_secs_f64());
+            Ok(ok == count)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("yasmin-stream-check: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_does_not_depend_on_chunking() {
+        let mut a = Stream::new(7);
+        let mut whole = vec![0u8; 300_000];
+        a.fill(&mut whole);
+        let mut b = Stream::new(7);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut at = 0;
+        while at < whole.len() {
+            let n = rng.gen_range(1..=70_000).min(whole.len() - at);
+            let mut part = vec![0u8; n];
+            b.fill(&mut part);
+            assert_eq!(part, whole[at..at + n]);
+            at += n;
+        }
+    }
+
+    #[test]
+    fn send_and_recv_agree() {
+        let mut wire = Vec::new();
+        let mut sizes = SmallRng::seed_from_u64(3);
+        let sent = send_stream(&mut wire, 9, 1_000_000, &mut sizes).unwrap();
+        let (n, got) = recv_stream(&mut wire.as_slice(), Some(9), &mut sizes).unwrap();
+        assert_eq!((n, got), (1_000_000, sent));
+        wire[123_456] ^= 1;
+        let err = recv_stream(&mut wire.as_slice(), Some(9), &mut sizes).unwrap_err();
+        assert!(err.to_string().contains("offset 123456"), "{err}");
+    }
+}

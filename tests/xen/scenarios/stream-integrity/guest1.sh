@@ -1,0 +1,29 @@
+# Scenario stream-integrity, guest 1: 1 GiB each way at once over one connection (random
+# write and read sizes, every byte checked, SHA-256 compared with the server's), 64
+# concurrent connections with random sizes, 2,000 connect/transfer/close cycles; grant and
+# mapping counters back at their baseline afterwards.
+. /yasmin/lib/case.sh
+check module-loaded insmod /yasmin/yasmin.ko
+stat() { awk -v k="$1" '$1 == k { print $2 }' /sys/kernel/debug/yasmin/stats; }
+check barrier-serving barrier serving 120
+sleep 1
+base_grants=$(stat grant_pages) base_mapped=$(stat mapped_pages)
+t=vsock:$PEER_CID:6000
+timeout 1200 yasmin-stream-check duplex --connect "$t" --bytes 1073741824 --seed 11 > /tmp/duplex.log 2>&1
+check duplex-1GiB-each-way test $? = 0
+sed 's/^/# /' /tmp/duplex.log
+v() { sed -n "s/^$1=//p" /tmp/duplex.log; }
+check duplex-sha256-guest1-to-guest2 test "$(v client_sent_sha256)" = "$(yasmin-xs wait "$SHARED_XS/server-received" --timeout 120)"
+check duplex-sha256-guest2-to-guest1 test "$(v client_received_sha256)" = "$(yasmin-xs wait "$SHARED_XS/server-sent" --timeout 120)"
+timeout 900 yasmin-stream-check multi --connect "$t" --conns 64 --max-bytes 4194304 --seed 12 > /tmp/multi.log 2>&1
+check 64-concurrent-connections-checksums-equal test $? = 0
+sed 's/^/# /' /tmp/multi.log
+timeout 1500 yasmin-stream-check cycles --connect "$t" --count 2000 --bytes 4096 --seed 13 > /tmp/cycles.log 2>&1
+check 2000-connect-transfer-close-cycles test $? = 0
+sed 's/^/# /' /tmp/cycles.log | tail -5
+check barrier-client-done barrier client-done 120
+check grants-back-to-baseline retry 20 sh -c "[ \$(awk '\$1==\"grant_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) = $base_grants ]"
+check mapped-back-to-baseline retry 20 sh -c "[ \$(awk '\$1==\"mapped_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) = $base_mapped ]"
+sed 's/^/# stats: /' /sys/kernel/debug/yasmin/stats
+check barrier-checked barrier checked 120
+check module-unloaded retry 10 rmmod yasmin
