@@ -1042,6 +1042,17 @@ unsafe extern "C" fn yasmin_debugfs_stats(buf: *mut c_char, len: usize) -> c_lon
     w.at as c_long
 }
 
+/// debugfs `scribble_tx_port` (called by glue.c): arm the ring-corruption test hook.
+#[no_mangle]
+extern "C" fn yasmin_debugfs_scribble(port: c_uint) -> c_int {
+    vsock_transport::SCRIBBLE_PORT.store(port, Ordering::Relaxed);
+    pr_warn!(
+        "test hook armed: the next write on local port {} corrupts its ring header\n",
+        port
+    );
+    0
+}
+
 /// debugfs `connect` (called by glue.c): open the control channel to `domid`.
 #[no_mangle]
 extern "C" fn yasmin_debugfs_connect(domid: c_uint) -> c_int {

@@ -219,12 +219,31 @@ static const struct file_operations connect_fops = {
 	.write = connect_write,
 };
 
+static ssize_t scribble_write(struct file *file, const char __user *ubuf,
+			      size_t len, loff_t *ppos)
+{
+	unsigned int port;
+	int rc = kstrtouint_from_user(ubuf, len, 10, &port);
+
+	if (rc)
+		return rc;
+	rc = yasmin_debugfs_scribble(port);
+	return rc ? rc : len;
+}
+
+/* Test hook: corrupt the ring header of the socket with this local port. */
+static const struct file_operations scribble_fops = {
+	.owner = THIS_MODULE,
+	.write = scribble_write,
+};
+
 void yasmin_debugfs_init(void)
 {
 	yasmin_dbg_dir = debugfs_create_dir("yasmin", NULL);
 	debugfs_create_file("pairs", 0444, yasmin_dbg_dir, NULL, &pairs_fops);
 	debugfs_create_file("stats", 0444, yasmin_dbg_dir, NULL, &stats_fops);
 	debugfs_create_file("connect", 0200, yasmin_dbg_dir, NULL, &connect_fops);
+	debugfs_create_file("scribble_tx_port", 0200, yasmin_dbg_dir, NULL, &scribble_fops);
 }
 
 void yasmin_debugfs_exit(void)

@@ -74,6 +74,7 @@ void yasmin_ctl_cancel(void);
 long yasmin_debugfs_pairs(char *buf, size_t len);
 long yasmin_debugfs_stats(char *buf, size_t len);
 int yasmin_debugfs_connect(unsigned int domid);
+int yasmin_debugfs_scribble(unsigned int port);
 void yasmin_debugfs_init(void);
 void yasmin_debugfs_exit(void);
 

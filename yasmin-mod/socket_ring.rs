@@ -7,7 +7,7 @@
 //! page list (`ring::Region::from_pages`).
 
 use crate::control::wire;
-use crate::ring::{Consumer, Producer, Region};
+use crate::ring::{self, Consumer, Producer, Region};
 use crate::xen::{ForeignPages, GrantedPage};
 use kernel::prelude::*;
 
@@ -70,6 +70,26 @@ impl TxRing {
     /// The directory page's grant (sent in CONNECT/ACCEPT).
     pub(crate) fn dir_gref(&self) -> u32 {
         self.dir.gref()
+    }
+
+    /// Test hook: writes an impossible producer index (more than a ring ahead of any
+    /// consumer) into the shared header, as a hostile peer could.
+    pub(crate) fn scribble_header(&self) {
+        // SAFETY: the header's producer word, in our own granted page; header words are
+        // only accessed atomically.
+        let w = unsafe {
+            core::sync::atomic::AtomicU32::from_ptr(
+                self.dir
+                    .addr()
+                    .add(wire::DIR_OFF_RING_HDR + ring::OFF_PROD)
+                    .cast(),
+            )
+        };
+        let size = (self.data.len() * PAGE) as u32;
+        w.fetch_add(
+            size.wrapping_mul(2).wrapping_add(12345),
+            core::sync::atomic::Ordering::Release,
+        );
     }
 
     pub(crate) fn pages(&self) -> u16 {

@@ -146,6 +146,76 @@ unsafe fn set_reset(sk: *mut sock, errno: i32) {
     }
 }
 
+/// The peer broke the ring protocol (an impossible index in shared memory): log it, reset
+/// the connection on both sides, and return `-ECONNRESET` for the caller.
+///
+/// # Safety
+///
+/// `vsk` is one of our sockets, locked; no reference into its state is used afterwards.
+unsafe fn corrupted(vsk: *mut vsock_sock) -> c_int {
+    let sk = sk_of(vsk);
+    // SAFETY: locked socket of ours.
+    if let Some(st) = unsafe { state(vsk) } {
+        if st.registered {
+            // SAFETY: locked socket.
+            let id = unsafe { conn_id(vsk, st.token) };
+            pr_warn!(
+                "domain {}: connection (port {} -> {}) reset: the peer corrupted the shared ring\n",
+                st.peer,
+                id.src_port,
+                id.dst_port
+            );
+            let (peer, token) = (st.peer, st.token);
+            let held = with_plane(|p| {
+                p.send_sock(
+                    peer,
+                    Msg::Reset {
+                        id,
+                        reason: wire::RESET_PROTOCOL,
+                    },
+                );
+                p.forget_sock(peer, token)
+            })
+            .flatten();
+            if let Some(h) = held {
+                // SAFETY: the table's reference; af_vsock holds its own.
+                unsafe { bindings::yasmin_sock_put(h) };
+            }
+        }
+    }
+    // SAFETY: locked socket of ours.
+    unsafe { set_reset(sk, bindings::ECONNRESET as i32) };
+    -(bindings::ECONNRESET as i32)
+}
+
+/// Test hook (debugfs `scribble_tx_port`): the next write on a socket with this local
+/// port corrupts its own ring header, as a hostile peer would; 0 = off.
+pub(crate) static SCRIBBLE_PORT: AtomicU32 = AtomicU32::new(0);
+
+/// # Safety
+///
+/// `vsk` is one of our sockets, locked.
+unsafe fn maybe_scribble(vsk: *mut vsock_sock) {
+    // SAFETY: locked socket.
+    let port = unsafe { (*vsk).local_addr.svm_port };
+    if SCRIBBLE_PORT
+        .compare_exchange(port, 0, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        // SAFETY: locked socket of ours.
+        if let Some(st) = unsafe { state(vsk) } {
+            if let Some(tx) = st.tx.as_ref() {
+                tx.scribble_header();
+                pr_warn!(
+                    "test hook: corrupted the ring header of local port {}\n",
+                    port
+                );
+                notify(st);
+            }
+        }
+    }
+}
+
 // ---- callbacks --------------------------------------------------------------------
 
 unsafe extern "C" fn t_init(vsk: *mut vsock_sock, psk: *mut vsock_sock) -> c_int {
@@ -337,7 +407,8 @@ unsafe extern "C" fn t_dequeue(
     if flags as u32 & bindings::MSG_PEEK != 0 {
         return match rx.cons.peek(0, len, copy) {
             Ok(n) => n as isize,
-            Err(_) => EPIPE.to_errno() as isize,
+            // SAFETY: locked socket of ours.
+            Err(_) => (unsafe { corrupted(vsk) }) as isize,
         };
     }
     match rx.cons.read(len, copy) {
@@ -351,7 +422,8 @@ unsafe extern "C" fn t_dequeue(
             }
             t.bytes as isize
         }
-        Err(_) => EPIPE.to_errno() as isize,
+        // SAFETY: locked socket of ours.
+        Err(_) => (unsafe { corrupted(vsk) }) as isize,
     }
 }
 
@@ -381,9 +453,14 @@ unsafe extern "C" fn t_enqueue(vsk: *mut vsock_sock, msg: *mut msghdr, len: usiz
                 notify(st);
             }
             BYTES_SENT.fetch_add(t.bytes as u64, Ordering::Relaxed);
+            if SCRIBBLE_PORT.load(Ordering::Relaxed) != 0 {
+                // SAFETY: locked socket of ours.
+                unsafe { maybe_scribble(vsk) };
+            }
             t.bytes as isize
         }
-        Err(_) => EPIPE.to_errno() as isize,
+        // SAFETY: locked socket of ours.
+        Err(_) => (unsafe { corrupted(vsk) }) as isize,
     }
 }
 
@@ -392,7 +469,8 @@ unsafe extern "C" fn t_has_data(vsk: *mut vsock_sock) -> i64 {
     match unsafe { state(vsk) }.and_then(|s| s.rx.as_mut()) {
         Some(rx) => match rx.cons.readable() {
             Ok(n) => n as i64,
-            Err(_) => EPIPE.to_errno() as i64,
+            // SAFETY: locked socket of ours.
+            Err(_) => (unsafe { corrupted(vsk) }) as i64,
         },
         None => 0,
     }
@@ -403,7 +481,8 @@ unsafe extern "C" fn t_has_space(vsk: *mut vsock_sock) -> i64 {
     match unsafe { state(vsk) }.and_then(|s| s.tx.as_mut()) {
         Some(tx) => match tx.prod.writable() {
             Ok(n) => n as i64,
-            Err(_) => EPIPE.to_errno() as i64,
+            // SAFETY: locked socket of ours.
+            Err(_) => (unsafe { corrupted(vsk) }) as i64,
         },
         None => 0,
     }
@@ -437,7 +516,7 @@ unsafe extern "C" fn t_poll_in(vsk: *mut vsock_sock, target: usize, ready: *mut 
                 Ok(n) if n >= target => n,
                 // Ask to be signalled, then look again (no lost wakeup).
                 Ok(_) => rx.cons.arm_readable().unwrap_or(0),
-                Err(_) => return EPIPE.to_errno(),
+                Err(_) => return corrupted(vsk),
             };
             *ready = now >= target || rx.cons.producer_closed();
         }
@@ -453,7 +532,7 @@ unsafe extern "C" fn t_poll_out(vsk: *mut vsock_sock, _target: usize, ready: *mu
             let now = match tx.prod.writable() {
                 Ok(n) if n > 0 => n,
                 Ok(_) => tx.prod.arm_writable().unwrap_or(0),
-                Err(_) => return EPIPE.to_errno(),
+                Err(_) => return corrupted(vsk),
             };
             *ready = now > 0;
         }

@@ -4,7 +4,64 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::time::Duration;
 use vsock::{VsockAddr, VsockListener, VsockStream};
+
+/// `SO_VM_SOCKETS_CONNECT_TIMEOUT` (`struct timeval` form) at level `AF_VSOCK`, from
+/// <linux/vm_sockets.h>; the libc crate does not name it.
+const SO_VM_SOCKETS_CONNECT_TIMEOUT_OLD: libc::c_int = 6;
+
+/// Connect timeout for vsock: the kernel's default is 2 s, which many connections set up
+/// at once on an emulated CPU can exceed; the checker tests integrity, not set-up time.
+pub const VSOCK_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn os<T: PartialOrd + Default>(r: T) -> io::Result<T> {
+    if r < T::default() {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// A vsock connect with an explicit connect timeout.
+fn vsock_connect(cid: u32, port: u32, timeout: Duration) -> io::Result<VsockStream> {
+    // SAFETY: plain socket(2) call.
+    let fd =
+        os(unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `fd` is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: `tv` is a valid timeval of the size given.
+    os(unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            libc::AF_VSOCK,
+            SO_VM_SOCKETS_CONNECT_TIMEOUT_OLD,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    })?;
+    let addr = libc::sockaddr_vm {
+        svm_family: libc::AF_VSOCK as libc::sa_family_t,
+        svm_reserved1: 0,
+        svm_port: port,
+        svm_cid: cid,
+        svm_zero: [0; 4],
+    };
+    // SAFETY: `addr` is a valid sockaddr_vm of the size given.
+    os(unsafe {
+        libc::connect(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            (&addr as *const libc::sockaddr_vm).cast(),
+            std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t,
+        )
+    })?;
+    Ok(VsockStream::from(fd))
+}
 
 /// `vsock:CID:PORT` (connect), `vsock:PORT` (listen on any CID) or `tcp:IP:PORT`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,7 +71,10 @@ pub enum Addr {
 }
 
 fn bad(s: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, format!("bad address {s:?}: want vsock:CID:PORT, vsock:PORT or tcp:IP:PORT"))
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("bad address {s:?}: want vsock:CID:PORT, vsock:PORT or tcp:IP:PORT"),
+    )
 }
 
 impl Addr {
@@ -23,8 +83,14 @@ impl Addr {
             let parts: Vec<&str> = rest.split(':').collect();
             let num = |p: &str| p.parse::<u32>().map_err(|_| bad(s));
             return match parts.as_slice() {
-                [port] => Ok(Addr::Vsock { cid: libc::VMADDR_CID_ANY, port: num(port)? }),
-                [cid, port] => Ok(Addr::Vsock { cid: num(cid)?, port: num(port)? }),
+                [port] => Ok(Addr::Vsock {
+                    cid: libc::VMADDR_CID_ANY,
+                    port: num(port)?,
+                }),
+                [cid, port] => Ok(Addr::Vsock {
+                    cid: num(cid)?,
+                    port: num(port)?,
+                }),
                 _ => Err(bad(s)),
             };
         }
@@ -43,7 +109,9 @@ pub enum Conn {
 impl Conn {
     pub fn connect(a: &Addr) -> io::Result<Conn> {
         Ok(match a {
-            Addr::Vsock { cid, port } => Conn::Vsock(VsockStream::connect(&VsockAddr::new(*cid, *port))?),
+            Addr::Vsock { cid, port } => {
+                Conn::Vsock(vsock_connect(*cid, *port, VSOCK_CONNECT_TIMEOUT)?)
+            }
             Addr::Tcp(sa) => Conn::Tcp(TcpStream::connect(sa)?),
         })
     }
@@ -100,7 +168,9 @@ pub enum Listener {
 impl Listener {
     pub fn bind(a: &Addr) -> io::Result<Listener> {
         Ok(match a {
-            Addr::Vsock { cid, port } => Listener::Vsock(VsockListener::bind(&VsockAddr::new(*cid, *port))?),
+            Addr::Vsock { cid, port } => {
+                Listener::Vsock(VsockListener::bind(&VsockAddr::new(*cid, *port))?)
+            }
             Addr::Tcp(sa) => Listener::Tcp(TcpListener::bind(sa)?),
         })
     }
@@ -119,10 +189,29 @@ mod tests {
 
     #[test]
     fn parses_addresses() {
-        assert_eq!(Addr::parse("vsock:3:5000").unwrap(), Addr::Vsock { cid: 3, port: 5000 });
-        assert_eq!(Addr::parse("vsock:5000").unwrap(), Addr::Vsock { cid: libc::VMADDR_CID_ANY, port: 5000 });
-        assert_eq!(Addr::parse("tcp:198.18.0.1:80").unwrap(), Addr::Tcp("198.18.0.1:80".parse().unwrap()));
-        for bad in ["", "vsock:", "vsock:a:1", "vsock:1:2:3", "tcp:nohost", "udp:1.2.3.4:5"] {
+        assert_eq!(
+            Addr::parse("vsock:3:5000").unwrap(),
+            Addr::Vsock { cid: 3, port: 5000 }
+        );
+        assert_eq!(
+            Addr::parse("vsock:5000").unwrap(),
+            Addr::Vsock {
+                cid: libc::VMADDR_CID_ANY,
+                port: 5000
+            }
+        );
+        assert_eq!(
+            Addr::parse("tcp:198.18.0.1:80").unwrap(),
+            Addr::Tcp("198.18.0.1:80".parse().unwrap())
+        );
+        for bad in [
+            "",
+            "vsock:",
+            "vsock:a:1",
+            "vsock:1:2:3",
+            "tcp:nohost",
+            "udp:1.2.3.4:5",
+        ] {
             assert!(Addr::parse(bad).is_err(), "{bad}");
         }
     }

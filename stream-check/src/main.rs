@@ -31,7 +31,10 @@ const MODE_DIGEST: u8 = 2;
 const MAX_IO: usize = 256 * 1024;
 
 #[derive(Parser)]
-#[command(name = "yasmin-stream-check", about = "Byte-stream integrity checks over AF_VSOCK or TCP")]
+#[command(
+    name = "yasmin-stream-check",
+    about = "Byte-stream integrity checks over AF_VSOCK or TCP"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -93,7 +96,11 @@ impl Stream {
     const BLOCK: usize = 64 * 1024;
 
     fn new(seed: u64) -> Self {
-        Stream { rng: SmallRng::seed_from_u64(seed), block: vec![0; Self::BLOCK], pos: Self::BLOCK }
+        Stream {
+            rng: SmallRng::seed_from_u64(seed),
+            block: vec![0; Self::BLOCK],
+            pos: Self::BLOCK,
+        }
     }
 
     fn fill(&mut self, mut buf: &mut [u8]) {
@@ -115,7 +122,12 @@ fn hex(d: &[u8]) -> String {
 }
 
 /// Sends `len` bytes of stream `seed` in random-sized writes; returns their SHA-256.
-fn send_stream(w: &mut impl Write, seed: u64, len: u64, sizes: &mut SmallRng) -> io::Result<[u8; 32]> {
+fn send_stream(
+    w: &mut impl Write,
+    seed: u64,
+    len: u64,
+    sizes: &mut SmallRng,
+) -> io::Result<[u8; 32]> {
     let mut gen = Stream::new(seed);
     let mut sha = Sha256::new();
     let mut buf = vec![0u8; MAX_IO];
@@ -132,7 +144,11 @@ fn send_stream(w: &mut impl Write, seed: u64, len: u64, sizes: &mut SmallRng) ->
 
 /// Reads until EOF in random-sized reads, checking every byte against stream `seed` if
 /// given; returns (bytes, SHA-256).
-fn recv_stream(r: &mut impl Read, seed: Option<u64>, sizes: &mut SmallRng) -> io::Result<(u64, [u8; 32])> {
+fn recv_stream(
+    r: &mut impl Read,
+    seed: Option<u64>,
+    sizes: &mut SmallRng,
+) -> io::Result<(u64, [u8; 32])> {
     let mut gen = seed.map(Stream::new);
     let mut sha = Sha256::new();
     let mut buf = vec![0u8; MAX_IO];
@@ -147,7 +163,11 @@ fn recv_stream(r: &mut impl Read, seed: Option<u64>, sizes: &mut SmallRng) -> io
         if let Some(g) = gen.as_mut() {
             g.fill(&mut want[..got]);
             if buf[..got] != want[..got] {
-                let at = buf[..got].iter().zip(&want[..got]).position(|(a, b)| a != b).unwrap_or(0);
+                let at = buf[..got]
+                    .iter()
+                    .zip(&want[..got])
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(0);
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("corrupt byte at stream offset {}", total + at as u64),
@@ -186,8 +206,18 @@ fn duplex(c: Conn, tx_seed: u64, rx_seed: u64, len: u64, who: &str) -> io::Resul
         // Unblock our writer (and the peer): nobody reads this connection any more.
         let _ = r.shutdown_both();
     }
-    let tx = writer.join().map_err(|_| io::Error::other("writer panicked"))?;
+    let tx = writer
+        .join()
+        .map_err(|_| io::Error::other("writer panicked"))?;
     let secs = start.elapsed().as_secs_f64();
+    // Report both directions' errors (a reset shows on the reader, the writer may see
+    // EPIPE first).
+    if let Err(e) = &tx {
+        println!("{who}_send_error={e}");
+    }
+    if let Err(e) = &rx {
+        println!("{who}_receive_error={e}");
+    }
     let tx = tx?;
     let (got, rx_sum) = rx?;
     println!("{who}_sent_bytes={len}");
@@ -216,7 +246,10 @@ fn serve_one(mut c: Conn) -> io::Result<()> {
             c.write_all(&sum)?;
             Ok(())
         }
-        m => Err(io::Error::new(io::ErrorKind::InvalidData, format!("unknown mode {m}"))),
+        m => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unknown mode {m}"),
+        )),
     }
 }
 
@@ -234,7 +267,10 @@ fn digest_conn(addr: &Addr, seed: u64, len: u64) -> io::Result<bool> {
 
 fn run(cli: Cli) -> io::Result<bool> {
     match cli.cmd {
-        Cmd::Serve { listen, connections } => {
+        Cmd::Serve {
+            listen,
+            connections,
+        } => {
             let l = conn::Listener::bind(&Addr::parse(&listen)?)?;
             println!("listening={listen}");
             let mut handles = Vec::new();
@@ -252,12 +288,21 @@ fn run(cli: Cli) -> io::Result<bool> {
             }
             Ok(true)
         }
-        Cmd::Duplex { connect, bytes, seed } => {
+        Cmd::Duplex {
+            connect,
+            bytes,
+            seed,
+        } => {
             let mut c = Conn::connect(&Addr::parse(&connect)?)?;
             request(&mut c, MODE_DUPLEX, seed, bytes)?;
             duplex(c, seed, seed.wrapping_add(1), bytes, "client")
         }
-        Cmd::Multi { connect, conns, max_bytes, seed } => {
+        Cmd::Multi {
+            connect,
+            conns,
+            max_bytes,
+            seed,
+        } => {
             let addr = Addr::parse(&connect)?;
             let mut rng = SmallRng::seed_from_u64(seed);
             let jobs: Vec<_> = (0..conns)
@@ -280,7 +325,12 @@ fn run(cli: Cli) -> io::Result<bool> {
             println!("checksums_equal={ok}");
             Ok(ok == conns)
         }
-        Cmd::Cycles { connect, count, bytes, seed } => {
+        Cmd::Cycles {
+            connect,
+            count,
+            bytes,
+            seed,
+        } => {
             let addr = Addr::parse(&connect)?;
             let start = Instant::now();
             let mut ok = 0;

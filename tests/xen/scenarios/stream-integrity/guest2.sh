@@ -3,10 +3,11 @@
 . /yasmin/lib/case.sh
 check module-loaded insmod /yasmin/yasmin.ko
 stat() { awk -v k="$1" '$1 == k { print $2 }' /sys/kernel/debug/yasmin/stats; }
-base_grants=$(stat grant_pages) base_mapped=$(stat mapped_pages)
-yasmin-stream-check serve --listen vsock:6000 --connections 2065 > /tmp/serve.log 2>&1 &
+yasmin-stream-check serve --listen vsock:6000 > /tmp/serve.log 2>&1 &
 srv=$!
 check barrier-serving barrier serving 120
+check barrier-warm barrier warm 120
+base_grants=$(stat grant_pages) base_mapped=$(stat mapped_pages)
 # The duplex run's sums, for guest 1 to compare with its own.
 retry 900 grep -q '^server_received_sha256=' /tmp/serve.log
 yasmin-xs write "$SHARED_XS/server-received" "$(sed -n 's/^server_received_sha256=//p' /tmp/serve.log)"

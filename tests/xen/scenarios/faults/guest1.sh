@@ -1,0 +1,50 @@
+# Scenario faults, guest 1: (1) a peer that corrupts one connection's shared ring gets that
+# connection reset with a logged reason while another connection completes; (2) rmmod
+# during traffic is refused (EBUSY: every socket holds a module reference) and traffic goes
+# on; (3) guest 2 is destroyed during a transfer: our socket gets ECONNRESET (dom0.sh times
+# it) and every grant and mapping is returned.
+. /yasmin/lib/case.sh
+mark_kernel_log
+check module-loaded insmod /yasmin/yasmin.ko
+stat() { awk -v k="$1" '$1 == k { print $2 }' /sys/kernel/debug/yasmin/stats; }
+check barrier-serving barrier serving 120
+p=$PEER_CID
+yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 67108864 --seed 21 > /tmp/other.log 2>&1 &
+other=$!
+yasmin-stream-check duplex --connect "vsock:$p:6201" --bytes 1073741824 --seed 22 > /tmp/victim.log 2>&1 &
+victim=$!
+sleep 2
+check barrier-transfers-running barrier transfers-running 120
+wait $victim
+check corrupted-connection-fails test $? != 0
+check corrupted-connection-reset sh -c "grep -q 'os error 104' /tmp/victim.log"
+sed 's/^/# victim: /' /tmp/victim.log
+check corruption-reason-logged retry 5 sh -c "dmesg | grep -q 'reset: the peer corrupted the shared ring'"
+wait $other
+check other-connection-completes test $? = 0
+check barrier-corruption-checked barrier corruption-checked 120
+
+# rmmod while a connection is open and moving data.
+yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 134217728 --seed 23 > /tmp/busy.log 2>&1 &
+busy=$!
+sleep 3
+check rmmod-refused-while-sockets-exist sh -c "! rmmod yasmin 2>/tmp/rmmod.err"
+sed 's/^/# rmmod: /' /tmp/rmmod.err
+check module-still-loaded grep -q '^yasmin ' /proc/modules
+wait $busy
+check traffic-unaffected-by-rmmod-attempt test $? = 0
+
+# Death of the peer during a transfer.
+yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 1073741824 --seed 24 > /tmp/death.log 2>&1 &
+death=$!
+sleep 3
+yasmin-xs write "$SHARED_XS/transfer-running" 1
+wait $death
+check transfer-fails-when-peer-dies test $? != 0
+check peer-death-gives-econnreset sh -c "grep -q 'os error 104' /tmp/death.log"
+sed 's/^/# death: /' /tmp/death.log
+check grants-back-to-baseline retry 10 sh -c "[ \$(awk '\$1==\"grant_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) = 0 ]"
+check mapped-back-to-baseline retry 10 sh -c "[ \$(awk '\$1==\"mapped_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) = 0 ]"
+sed 's/^/# stats: /' /sys/kernel/debug/yasmin/stats
+check module-unloaded retry 10 rmmod yasmin
+kernel_log_since_mark | grep yasmin | sed 's/^/# /'

@@ -1,0 +1,15 @@
+# Scenario faults, guest 2: serves on two ports; corrupts the ring header of the port-6201
+# connection through the test hook; refuses nothing else; is destroyed by dom0.sh.
+. /yasmin/lib/case.sh
+check module-loaded insmod /yasmin/yasmin.ko
+yasmin-stream-check serve --listen vsock:6200 > /tmp/s6200.log 2>&1 &
+yasmin-stream-check serve --listen vsock:6201 > /tmp/s6201.log 2>&1 &
+check barrier-serving barrier serving 120
+check barrier-transfers-running barrier transfers-running 300
+# A hostile peer: the next write on our port-6201 socket scribbles its shared header.
+check arm-ring-corruption sh -c "echo 6201 > /sys/kernel/debug/yasmin/scribble_tx_port"
+check barrier-corruption-checked barrier corruption-checked 600
+sed 's/^/# 6201: /' /tmp/s6201.log | head -5
+check victim-reset-seen-here sh -c "grep -q 'os error 104' /tmp/s6201.log"
+dmesg | grep yasmin | tail -5 | sed 's/^/# /'
+sleep 600   # dom0.sh destroys this guest during the last transfer
