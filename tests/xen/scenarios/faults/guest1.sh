@@ -22,6 +22,7 @@ sed 's/^/# victim: /' /tmp/victim.log
 check corruption-reason-logged retry 5 sh -c "dmesg | grep -q 'reset: the peer corrupted the shared ring'"
 wait $other
 check other-connection-completes test $? = 0
+sed 's/^/# other: /' /tmp/other.log
 check barrier-corruption-checked barrier corruption-checked 120
 
 # rmmod while a connection is open and moving data.

@@ -10,6 +10,7 @@ check barrier-transfers-running barrier transfers-running 300
 check arm-ring-corruption sh -c "echo 6201 > /sys/kernel/debug/yasmin/scribble_tx_port"
 check barrier-corruption-checked barrier corruption-checked 600
 sed 's/^/# 6201: /' /tmp/s6201.log | head -5
+sed 's/^/# 6200: /' /tmp/s6200.log | head -5
 check victim-reset-seen-here sh -c "grep -q 'os error 104' /tmp/s6201.log"
 dmesg | grep yasmin | tail -5 | sed 's/^/# /'
 sleep 600   # dom0.sh destroys this guest during the last transfer
