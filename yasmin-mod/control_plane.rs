@@ -787,10 +787,13 @@ impl Plane {
                 continue;
             }
             for &p in names.iter() {
-                let v = xen::xs_read_path(
-                    paths::peer_node(self.domid, kind, p).as_str(),
-                    paths::parse_gen,
-                );
+                // `gone` may say "no such domain" (generation 0).
+                let parse = if kind == Kind::Gone {
+                    paths::parse_gone
+                } else {
+                    paths::parse_gen
+                };
+                let v = xen::xs_read_path(paths::peer_node(self.domid, kind, p).as_str(), parse);
                 let v = match v {
                     Ok(Some(g)) => Ok(g),
                     Ok(None) => Err(NodeError::Unreadable),

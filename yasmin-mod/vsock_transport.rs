@@ -68,6 +68,8 @@ pub(crate) struct SockState {
     registered: bool,
     /// The peer released its socket (its CLOSE arrived): we still answer with ours.
     peer_closed: bool,
+    /// Test hook armed on this socket: every write leaves its ring header corrupted.
+    scribbling: bool,
     evt: Option<EventChannel>,
     tx: Option<TxRing>,
     rx: Option<RxRing>,
@@ -204,6 +206,7 @@ unsafe fn maybe_scribble(vsk: *mut vsock_sock) {
     {
         // SAFETY: locked socket of ours.
         if let Some(st) = unsafe { state(vsk) } {
+            st.scribbling = true;
             if let Some(tx) = st.tx.as_ref() {
                 tx.scribble_header();
                 pr_warn!(
@@ -225,6 +228,7 @@ unsafe extern "C" fn t_init(vsk: *mut vsock_sock, psk: *mut vsock_sock) -> c_int
             token: 0,
             registered: false,
             peer_closed: false,
+            scribbling: false,
             evt: None,
             tx: None,
             rx: None,
@@ -453,6 +457,13 @@ unsafe extern "C" fn t_enqueue(vsk: *mut vsock_sock, msg: *mut msghdr, len: usiz
                 notify(st);
             }
             BYTES_SENT.fetch_add(t.bytes as u64, Ordering::Relaxed);
+            if st.scribbling {
+                // The producer stores its own index on every write: corrupt it again.
+                if let Some(tx) = st.tx.as_ref() {
+                    tx.scribble_header();
+                }
+                notify(st);
+            }
             if SCRIBBLE_PORT.load(Ordering::Relaxed) != 0 {
                 // SAFETY: locked socket of ours.
                 unsafe { maybe_scribble(vsk) };

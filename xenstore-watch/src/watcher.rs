@@ -442,6 +442,17 @@ impl Watcher {
                         d,
                         format!("domain {d}: {path}: no such peer domain, not relayed"),
                     );
+                    // Tell d at once (a `gone` of generation 0), so that a connect to a
+                    // domain that does not exist fails now instead of timing out.
+                    if peer != d && read_opt(xs, path)?.is_some() {
+                        let gone = paths::peer_node(d, Kind::Gone, peer);
+                        let zero = paths::GEN_NO_SUCH_DOMAIN.to_string();
+                        if let Err(e) = xs.write(gone.as_str(), zero.as_bytes()) {
+                            self.log(format!(
+                                "domain {d}: telling it {peer} does not exist failed: {e}"
+                            ));
+                        }
+                    }
                     return Ok(());
                 }
                 self.contacts.insert((d, peer));

@@ -178,6 +178,35 @@ fn handshake_times_out_without_peer() {
 }
 
 #[test]
+fn connecting_to_a_domain_that_does_not_exist_fails_at_once() {
+    let mut w = World::new(&[3, 4]);
+    // Offerer role (3 < 9) and acceptor role (4 > 2), both towards absent domains.
+    w.connect(3, 9);
+    w.connect(4, 2);
+    w.settle();
+    for (d, p) in [(3, 9), (4, 2)] {
+        let g = w.guest(d);
+        assert_eq!(g.state(p), State::Idle, "{d} -> {p}");
+        assert_eq!(
+            g.downs,
+            vec![p],
+            "{d} -> {p}: down without waiting for the timeout"
+        );
+        for kind in [Kind::Offer, Kind::Req, Kind::Gone] {
+            assert!(
+                !w.exists(paths::peer_node(d, kind, p).as_str()),
+                "{d}: {kind:?}/{p} left"
+            );
+        }
+    }
+    assert_eq!(w.xen.live_pages(), 0);
+    // The existing pair still works.
+    w.connect(3, 4);
+    w.settle();
+    assert!(w.connected(3, 4));
+}
+
+#[test]
 fn third_domain_cannot_forge_or_disturb() {
     let mut w = World::new(&[1, 2, 3]);
     w.connect(1, 2);

@@ -17,7 +17,7 @@
 //! `req/<peer>` to ask for an offer, maps the page and says HELLO). So two sides connecting
 //! at once cannot produce two channels: only one side ever offers.
 
-use super::paths::{Kind, Offer, Req, ValueError};
+use super::paths::{Kind, Offer, Req, ValueError, GEN_NO_SUCH_DOMAIN};
 use super::wire::{Hello, Msg, MAX_RING_PAGES, VERSION};
 
 /// How long a handshake may take before it is abandoned.
@@ -462,8 +462,8 @@ impl Pair {
         };
         out.push(Action::Remove(Kind::Gone));
         // A death notice for an incarnation we never knew still clears a handshake that
-        // was started without knowing the peer's generation.
-        if self.peer_gen.is_none() || self.peer_gen == Some(gen) {
+        // was started without knowing the peer's generation; "no such domain" clears any.
+        if gen == GEN_NO_SUCH_DOMAIN || self.peer_gen.is_none() || self.peer_gen == Some(gen) {
             if self.state != State::Idle {
                 self.log(LogKind::PeerGone, out);
             }

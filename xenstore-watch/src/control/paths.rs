@@ -275,6 +275,18 @@ pub fn parse_gen(s: &[u8]) -> Option<u64> {
     parse_dec(s).filter(|&g| g != 0)
 }
 
+/// Generation value of a `gone/<p>` notice meaning "there is no domain p" (the watcher's
+/// answer to an offer or request for a domain it does not know).
+pub const GEN_NO_SUCH_DOMAIN: u64 = 0;
+
+/// Parses a `gone/<p>` value: a generation, or [`GEN_NO_SUCH_DOMAIN`].
+pub fn parse_gone(s: &[u8]) -> Option<u64> {
+    if s.len() > VALUE_MAX {
+        return None;
+    }
+    parse_dec(s)
+}
+
 /// Formats a generation value.
 pub fn fmt_gen(gen: u64) -> ValueBuf {
     let mut v = ValueBuf::new();

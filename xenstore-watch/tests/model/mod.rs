@@ -709,6 +709,7 @@ impl Guest {
             return;
         }
         let v = match self.conn.read(path) {
+            Ok(v) if kind == Kind::Gone => paths::parse_gone(&v).ok_or(NodeError::Unreadable),
             Ok(v) => parse_gen(&v).ok_or(NodeError::Unreadable),
             Err(e) => Err(node_err(&e)),
         };

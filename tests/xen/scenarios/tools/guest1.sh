@@ -23,6 +23,10 @@ wait $ncat_pid
 check ncat-vsock-listen-receive test $? = 0
 check ncat-file-intact test "$(sha256sum /tmp/recv.bin | cut -d' ' -f1)" = "$(yasmin-xs read "$SHARED_XS/sum2")"
 check barrier-ncat-done barrier ncat-done 120
+# No domain 198 (CID 200): the watcher says so at once, connect fails with EHOSTUNREACH.
+check connect-to-absent-domain-unreachable sh -c "timeout 10 socat -u /dev/null VSOCK-CONNECT:200:5000 2>&1 | grep -q 'No route to host'"
+# Nobody listens on this port of guest 2: ECONNRESET, as other vsock transports report.
+check connect-to-closed-port-reset sh -c "timeout 10 socat -u /dev/null VSOCK-CONNECT:$PEER_CID:5999 2>&1 | grep -q 'Connection reset by peer'"
 sleep 1
 check grants-back-to-baseline retry 10 sh -c "[ \$(awk '\$1==\"grant_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) -le 1 ]"
 check mapped-back-to-baseline retry 10 sh -c "[ \$(awk '\$1==\"mapped_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) = 0 ]"
