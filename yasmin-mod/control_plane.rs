@@ -351,16 +351,23 @@ impl Plane {
         }
     }
 
-    /// Moves every connection with `peer` matching `f` out of the table as a `PairDown`.
-    fn fail_conns(&mut self, peer: u16, errno: Error, only_pending: bool) {
+    /// Fails `peer`'s connections (all, or only those whose CONNECT still waits for the
+    /// channel). A connect that never reached the peer reports `EHOSTUNREACH`; a
+    /// connection the peer knew about is reset (`ECONNRESET`).
+    fn fail_conns(&mut self, peer: u16, only_pending: bool) {
         let mut i = 0;
         while i < self.conns.len() {
             let c = &self.conns[i];
             if c.peer == peer && (!only_pending || c.pending.is_some()) {
                 let c = take_at(&mut self.conns, i);
+                let e = if c.pending.is_some() {
+                    bindings::EHOSTUNREACH
+                } else {
+                    bindings::ECONNRESET
+                };
                 self.defer(SockEvent::PairDown {
                     sk: c.sk,
-                    errno: errno.to_errno().abs(),
+                    errno: e as i32,
                 });
             } else {
                 i += 1;
@@ -585,7 +592,7 @@ impl Plane {
             Action::ResetSockets => {
                 self.peers[i].resets += 1;
                 self.end_linger(peer, None);
-                self.fail_conns(peer, errno(bindings::ECONNRESET), false);
+                self.fail_conns(peer, false);
                 None
             }
             Action::Up => {
@@ -620,7 +627,7 @@ impl Plane {
             Action::Down => {
                 self.peers[i].downs += 1;
                 // Connects that waited for this channel: the peer is unreachable.
-                self.fail_conns(peer, errno(bindings::EHOSTUNREACH), true);
+                self.fail_conns(peer, true);
                 pr_info!("pair with domain {}: control channel down\n", peer);
                 None
             }

@@ -172,46 +172,50 @@ void yasmin_ctl_cancel(void)
 
 static struct dentry *yasmin_dbg_dir;
 
-static int pairs_show(struct seq_file *m, void *v)
+/* A read-only file whose whole content Rust formats into one page. */
+static int show_from_rust(struct seq_file *m, long (*fill)(char *, size_t))
 {
 	long n;
 	char *buf = kmalloc(PAGE_SIZE, GFP_KERNEL);
 
 	if (!buf)
 		return -ENOMEM;
-	n = yasmin_debugfs_pairs(buf, PAGE_SIZE);
+	n = fill(buf, PAGE_SIZE);
 	if (n > 0)
 		seq_write(m, buf, n);
 	kfree(buf);
 	return n < 0 ? n : 0;
+}
+
+static int pairs_show(struct seq_file *m, void *v)
+{
+	return show_from_rust(m, yasmin_debugfs_pairs);
 }
 DEFINE_SHOW_ATTRIBUTE(pairs);
 
 static int stats_show(struct seq_file *m, void *v)
 {
-	long n;
-	char *buf = kmalloc(PAGE_SIZE, GFP_KERNEL);
-
-	if (!buf)
-		return -ENOMEM;
-	n = yasmin_debugfs_stats(buf, PAGE_SIZE);
-	if (n > 0)
-		seq_write(m, buf, n);
-	kfree(buf);
-	return n < 0 ? n : 0;
+	return show_from_rust(m, yasmin_debugfs_stats);
 }
 DEFINE_SHOW_ATTRIBUTE(stats);
+
+/* A write-only file taking one decimal number that Rust acts on. */
+static ssize_t uint_to_rust(const char __user *ubuf, size_t len,
+			    int (*apply)(unsigned int))
+{
+	unsigned int v;
+	int rc = kstrtouint_from_user(ubuf, len, 10, &v);
+
+	if (rc)
+		return rc;
+	rc = apply(v);
+	return rc ? rc : len;
+}
 
 static ssize_t connect_write(struct file *file, const char __user *ubuf,
 			     size_t len, loff_t *ppos)
 {
-	unsigned int domid;
-	int rc = kstrtouint_from_user(ubuf, len, 10, &domid);
-
-	if (rc)
-		return rc;
-	rc = yasmin_debugfs_connect(domid);
-	return rc ? rc : len;
+	return uint_to_rust(ubuf, len, yasmin_debugfs_connect);
 }
 
 static const struct file_operations connect_fops = {
@@ -222,13 +226,7 @@ static const struct file_operations connect_fops = {
 static ssize_t scribble_write(struct file *file, const char __user *ubuf,
 			      size_t len, loff_t *ppos)
 {
-	unsigned int port;
-	int rc = kstrtouint_from_user(ubuf, len, 10, &port);
-
-	if (rc)
-		return rc;
-	rc = yasmin_debugfs_scribble(port);
-	return rc ? rc : len;
+	return uint_to_rust(ubuf, len, yasmin_debugfs_scribble);
 }
 
 /* Test hook: corrupt the ring header of the socket with this local port. */

@@ -31,3 +31,33 @@ guest_spawn() {
     xl unpause "$1-$2"
     echo "$d"
 }
+
+# destroy_and_time NAME NODE CASE: destroys guest NAME and times, from the moment Xen
+# releases the domain (@releaseDomain; `xl destroy` spends seconds under TCG tearing
+# devices down first), until the XenStore node NODE disappears (a survivor's module
+# withdrawing its offer shows it has reset the pair and its sockets). Records case CASE
+# (ok if within 2 s) and prints the timings.
+destroy_and_time() {
+    local name=$1 node=$2 case=$3 t0 withdrawn= released reaction info xlpid
+    rm -f /tmp/released-"$name"
+    ( xenstore-watch -n 2 @releaseDomain >/dev/null && date +%s%N > /tmp/released-"$name" ) &
+    sleep 0.5   # the watch is registered (it fires once at once)
+    t0=$(date +%s%N)
+    # `xl destroy` blocks for seconds under TCG: poll while it runs.
+    xl destroy "$name" & xlpid=$!
+    while [ $(( ($(date +%s%N) - t0) / 1000000 )) -lt 30000 ]; do
+        xenstore-exists "$node" || { withdrawn=$(( ($(date +%s%N) - t0) / 1000000 )); break; }
+        sleep 0.05
+    done
+    wait "$xlpid"
+    for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s /tmp/released-"$name" ] && break; sleep 0.2; done
+    released=$(( ($(cat /tmp/released-"$name" 2>/dev/null || echo 0) - t0) / 1000000 ))
+    reaction=$(( ${withdrawn:-999999} - released ))
+    info="domain released at ${released} ms, $node gone at ${withdrawn:-?} ms (${reaction} ms after the release)"
+    echo "YASMIN-INFO $info"
+    if [ -n "$withdrawn" ] && [ "$released" -gt 0 ] && [ "$reaction" -le 2000 ]; then
+        case_ok "$case # $info"
+    else
+        case_fail "$case" "$info"
+    fi
+}

@@ -9,39 +9,35 @@ check module-loaded insmod /yasmin/yasmin.ko
 stat() { awk -v k="$1" '$1 == k { print $2 }' /sys/kernel/debug/yasmin/stats; }
 check barrier-serving barrier serving 120
 p=$PEER_CID
-yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 67108864 --seed 21 > /tmp/other.log 2>&1 &
-other=$!
-yasmin-stream-check duplex --connect "vsock:$p:6201" --bytes 1073741824 --seed 22 > /tmp/victim.log 2>&1 &
-victim=$!
+# run_bg NAME CMD...: runs CMD in the background; /tmp/NAME.rc gets its exit status.
+run_bg() { n=$1; shift; rm -f "/tmp/$n.rc"; ( "$@" > "/tmp/$n.log" 2>&1; echo $? > "/tmp/$n.rc" ) & }
+# done_rc NAME SECONDS: waits for NAME to finish, prints its exit status.
+done_rc() { retry "$2" test -f "/tmp/$1.rc" && cat "/tmp/$1.rc"; }
+run_bg other yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 67108864 --seed 21
+run_bg victim yasmin-stream-check duplex --connect "vsock:$p:6201" --bytes 1073741824 --seed 22
 sleep 2
 check barrier-transfers-running barrier transfers-running 120
-wait $victim
-check corrupted-connection-fails test $? != 0
+check corrupted-connection-fails test "$(done_rc victim 300)" = 1
 check corrupted-connection-reset sh -c "grep -q 'os error 104' /tmp/victim.log"
 sed 's/^/# victim: /' /tmp/victim.log
 check corruption-reason-logged retry 5 sh -c "dmesg | grep -q 'reset: the peer corrupted the shared ring'"
-wait $other
-check other-connection-completes test $? = 0
+check other-connection-completes test "$(done_rc other 300)" = 0
 sed 's/^/# other: /' /tmp/other.log
 check barrier-corruption-checked barrier corruption-checked 120
 
 # rmmod while a connection is open and moving data.
-yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 134217728 --seed 23 > /tmp/busy.log 2>&1 &
-busy=$!
+run_bg busy yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 134217728 --seed 23
 sleep 3
 check rmmod-refused-while-sockets-exist sh -c "! rmmod yasmin 2>/tmp/rmmod.err"
 sed 's/^/# rmmod: /' /tmp/rmmod.err
 check module-still-loaded grep -q '^yasmin ' /proc/modules
-wait $busy
-check traffic-unaffected-by-rmmod-attempt test $? = 0
+check traffic-unaffected-by-rmmod-attempt test "$(done_rc busy 300)" = 0
 
 # Death of the peer during a transfer.
-yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 1073741824 --seed 24 > /tmp/death.log 2>&1 &
-death=$!
+run_bg death yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 1073741824 --seed 24
 sleep 3
 yasmin-xs write "$SHARED_XS/transfer-running" 1
-wait $death
-check transfer-fails-when-peer-dies test $? != 0
+check transfer-fails-when-peer-dies test "$(done_rc death 300)" = 1
 check peer-death-gives-econnreset sh -c "grep -q 'os error 104' /tmp/death.log"
 sed 's/^/# death: /' /tmp/death.log
 check grants-back-to-baseline retry 10 sh -c "[ \$(awk '\$1==\"grant_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) = 0 ]"

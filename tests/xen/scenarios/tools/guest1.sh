@@ -15,18 +15,34 @@ check bytes-went-over-yasmin test "$(stat bytes_sent)" -ge 4194304
 check barrier-socat-done barrier socat-done 120
 
 # Other direction, ncat: we listen, guest 2 connects.
-timeout 120 ncat --vsock --recv-only -l 5001 > /tmp/recv.bin &
-ncat_pid=$!
+# A listening ncat also reads stdin (to send to the client): give it one that never
+# becomes readable or ends (a FIFO it holds open itself), not the console.
+rm -f /tmp/ncat.rc /tmp/ncat.in && mkfifo /tmp/ncat.in
+( timeout 120 ncat -v --vsock --recv-only -l 5001 <>/tmp/ncat.in > /tmp/recv.bin 2>/tmp/ncat.err; echo $? > /tmp/ncat.rc ) &
 sleep 1
 check barrier-ncat-listening barrier ncat-listening 120
-wait $ncat_pid
-check ncat-vsock-listen-receive test $? = 0
+retry 130 test -f /tmp/ncat.rc
+check ncat-vsock-listen-receive test "$(cat /tmp/ncat.rc 2>/dev/null)" = 0
+sed 's/^/# ncat: /' /tmp/ncat.err
 check ncat-file-intact test "$(sha256sum /tmp/recv.bin | cut -d' ' -f1)" = "$(yasmin-xs read "$SHARED_XS/sum2")"
 check barrier-ncat-done barrier ncat-done 120
+
+# dom0 is the vsock host (CID 2): its module and a socat listener there (dom0.sh).
+check dom0-listening xs_wait dom0-listening 120
+check socat-to-dom0-host-cid timeout 120 socat -u FILE:/tmp/send.bin VSOCK-CONNECT:2:5100
+xs_signal sent-to-dom0
+
+# connect_error NAME CID PORT TEXT: a connect that must fail with the error TEXT.
+connect_error() {
+    timeout 20 socat -u /dev/null "VSOCK-CONNECT:$2:$3" > "/tmp/$1.err" 2>&1
+    sed "s/^/# $1: /" "/tmp/$1.err"
+    grep -q "$4" "/tmp/$1.err"
+}
 # No domain 198 (CID 200): the watcher says so at once, connect fails with EHOSTUNREACH.
-check connect-to-absent-domain-unreachable sh -c "timeout 10 socat -u /dev/null VSOCK-CONNECT:200:5000 2>&1 | grep -q 'No route to host'"
+check connect-to-absent-domain-unreachable connect_error absent 200 5000 'No route to host'
 # Nobody listens on this port of guest 2: ECONNRESET, as other vsock transports report.
-check connect-to-closed-port-reset sh -c "timeout 10 socat -u /dev/null VSOCK-CONNECT:$PEER_CID:5999 2>&1 | grep -q 'Connection reset by peer'"
+check connect-to-closed-port-reset connect_error closed "$PEER_CID" 5999 'Connection reset by peer'
+check barrier-probes-done barrier probes-done 120
 sleep 1
 check grants-back-to-baseline retry 10 sh -c "[ \$(awk '\$1==\"grant_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) -le 1 ]"
 check mapped-back-to-baseline retry 10 sh -c "[ \$(awk '\$1==\"mapped_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) = 0 ]"

@@ -17,7 +17,8 @@ yasmin-xs write "$SHARED_XS/sum2" "$(sha256sum /tmp/send.bin | cut -d' ' -f1)"
 check barrier-ncat-listening barrier ncat-listening 120
 check ncat-vsock-connect-send timeout 120 ncat --vsock --send-only "$PEER_CID" 5001 < /tmp/send.bin
 check barrier-ncat-done barrier ncat-done 120
-sleep 1
+# Stay loaded while guest 1 probes a closed port here.
+check barrier-probes-done barrier probes-done 300
 check grants-back-to-baseline retry 10 sh -c "[ \$(awk '\$1==\"grant_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) -le 1 ]"
 cat /sys/kernel/debug/yasmin/stats | sed 's/^/# stats: /'
 check module-unloaded retry 10 rmmod yasmin

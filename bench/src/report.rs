@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Choosing records for each plot and the ratio table (kept apart from the plotting
+//! itself so it is tested without plotters and builds in the static benchmark).
+//!
+//! Repeated measurements of the same point are reduced to their median.
+
+use crate::record::Record;
+use crate::size::format_size;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+pub const YASMIN: &str = "yasmin";
+/// The denominators of the stream ratio columns, in table order.
+pub const RATIO_PEERS: [&str; 5] = ["tcp-netfront", "unix", "vsock-loopback", "vchan", "memcpy"];
+/// The denominator of the latency ratio column.
+pub const LATENCY_PEER: &str = "tcp-netfront";
+
+/// Points of one curve, sorted by x.
+pub type Points = Vec<(u64, f64)>;
+
+/// The most common `ring_size` of yasmin stream records (the larger on a tie).
+pub fn default_ring(records: &[Record]) -> Option<u64> {
+    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+    for r in records {
+        if r.transport == YASMIN && r.kind == "stream" {
+            if let Some(ring) = r.ring_size {
+                *counts.entry(ring).or_default() += 1;
+            }
+        }
+    }
+    // max_by_key returns the last maximum, i.e. the largest ring among ties.
+    counts
+        .into_iter()
+        .max_by_key(|&(_, n)| n)
+        .map(|(ring, _)| ring)
+}
+
+fn at_ring(r: &Record, ring: Option<u64>) -> bool {
+    r.ring_size.is_none() || r.ring_size == ring
+}
+
+/// Stream records comparable with the `send` curves (memcpy's `copy` included).
+fn is_send(r: &Record) -> bool {
+    r.kind == "stream" && (r.direction == "send" || r.direction == "copy")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Groups `(curve, x, y)` triples into curves of median-reduced points.
+fn group<K: Ord>(items: impl Iterator<Item = (K, u64, f64)>) -> BTreeMap<K, Points> {
+    let mut m: BTreeMap<K, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
+    for (k, x, y) in items {
+        m.entry(k).or_default().entry(x).or_default().push(y);
+    }
+    m.into_iter()
+        .map(|(k, pts)| (k, pts.into_iter().map(|(x, ys)| (x, median(ys))).collect()))
+        .collect()
+}
+
+/// Send throughput (MB/s) vs message size per transport: one connection, default ring.
+pub fn throughput_series(records: &[Record]) -> BTreeMap<String, Points> {
+    let ring = default_ring(records);
+    group(
+        records
+            .iter()
+            .filter(|r| is_send(r) && r.connections == 1 && at_ring(r, ring))
+            .filter_map(|r| Some((r.transport.clone(), r.msg_size, r.throughput_mb_s?))),
+    )
+}
+
+/// p50 and p99 latency (us) vs message size per transport: one connection, default ring.
+pub fn latency_series(records: &[Record]) -> (BTreeMap<String, Points>, BTreeMap<String, Points>) {
+    let ring = default_ring(records);
+    let sel = || {
+        records
+            .iter()
+            .filter(move |r| r.kind == "latency" && r.connections == 1 && at_ring(r, ring))
+    };
+    (
+        group(sel().filter_map(|r| Some((r.transport.clone(), r.msg_size, r.p50_us?)))),
+        group(sel().filter_map(|r| Some((r.transport.clone(), r.msg_size, r.p99_us?)))),
+    )
+}
+
+/// The percentile ladder (`[percentile, us]`) of `msg_size`-byte latency per transport:
+/// the last such record of each (ladders cannot be merged).
+pub fn cdf_series(records: &[Record], msg_size: u64) -> BTreeMap<String, Vec<[f64; 2]>> {
+    let ring = default_ring(records);
+    records
+        .iter()
+        .filter(|r| {
+            r.kind == "latency" && r.msg_size == msg_size && r.connections == 1 && at_ring(r, ring)
+        })
+        .filter_map(|r| Some((r.transport.clone(), r.percentiles.clone()?)))
+        .collect()
+}
+
+/// yasmin send throughput vs ring size, one curve per message size.
+pub fn ring_series(records: &[Record]) -> BTreeMap<u64, Points> {
+    group(
+        records
+            .iter()
+            .filter(|r| r.transport == YASMIN && is_send(r) && r.connections == 1)
+            .filter_map(|r| Some((r.msg_size, r.ring_size?, r.throughput_mb_s?))),
+    )
+}
+
+/// Send throughput vs connection count per transport, at the message size measured
+/// with the most (transport, connections) pairs (the larger on a tie).
+pub fn connections_series(records: &[Record]) -> Option<(u64, BTreeMap<String, Points>)> {
+    let ring = default_ring(records);
+    let sel: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.kind == "stream" && r.direction == "send" && at_ring(r, ring))
+        .collect();
+    let mut pairs: BTreeMap<u64, std::collections::BTreeSet<(&str, u32)>> = BTreeMap::new();
+    for r in &sel {
+        pairs
+            .entry(r.msg_size)
+            .or_default()
+            .insert((&r.transport, r.connections));
+    }
+    let (size, _) = pairs.into_iter().max_by_key(|(_, s)| s.len())?;
+    let series = group(sel.iter().filter(|r| r.msg_size == size).filter_map(|r| {
+        Some((
+            r.transport.clone(),
+            u64::from(r.connections),
+            r.throughput_mb_s?,
+        ))
+    }));
+    Some((size, series))
+}
+
+/// One message size of the ratio table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RatioRow {
+    pub msg_size: u64,
+    /// yasmin / peer stream throughput, in [`RATIO_PEERS`] order.
+    pub stream: Vec<Option<f64>>,
+    /// yasmin p50 / tcp-netfront p50 (below 1: yasmin is faster).
+    pub latency_p50: Option<f64>,
+}
+
+fn ratio(num: Option<f64>, den: Option<f64>) -> Option<f64> {
+    match (num, den) {
+        (Some(n), Some(d)) if d > 0.0 && n.is_finite() && d.is_finite() => Some(n / d),
+        _ => None,
+    }
+}
+
+fn lookup(series: &BTreeMap<String, Points>, transport: &str, size: u64) -> Option<f64> {
+    let pts = series.get(transport)?;
+    pts.iter().find(|(x, _)| *x == size).map(|(_, y)| *y)
+}
+
+/// Ratios at every message size that any selected stream or latency record has.
+pub fn ratio_rows(records: &[Record]) -> Vec<RatioRow> {
+    let tput = throughput_series(records);
+    let (p50, _) = latency_series(records);
+    let mut sizes: Vec<u64> = tput
+        .values()
+        .chain(p50.values())
+        .flat_map(|pts| pts.iter().map(|(x, _)| *x))
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
+        .into_iter()
+        .map(|size| RatioRow {
+            msg_size: size,
+            stream: RATIO_PEERS
+                .iter()
+                .map(|peer| ratio(lookup(&tput, YASMIN, size), lookup(&tput, peer, size)))
+                .collect(),
+            latency_p50: ratio(lookup(&p50, YASMIN, size), lookup(&p50, LATENCY_PEER, size)),
+        })
+        .collect()
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.2}"))
+}
+
+pub fn ratio_markdown(records: &[Record]) -> String {
+    let rows = ratio_rows(records);
+    let ring = default_ring(records).map_or_else(|| "not recorded".to_string(), format_size);
+    let mut s = String::new();
+    s.push_str("# yasmin-bench ratios\n\n");
+    let _ = writeln!(
+        s,
+        "Stream columns: yasmin send throughput divided by the other transport's \
+         (1 connection, yasmin ring size {ring}; above 1: yasmin moves more). \
+         Latency column: yasmin p50 round trip divided by {LATENCY_PEER}'s \
+         (below 1: yasmin is faster). n/a: a transport was not measured at that size.\n"
+    );
+    s.push_str("| msg size |");
+    for peer in RATIO_PEERS {
+        let _ = write!(s, " {YASMIN} / {peer} |");
+    }
+    let _ = writeln!(s, " p50 latency {YASMIN} / {LATENCY_PEER} |");
+    s.push_str("|---:|");
+    s.push_str(&"---:|".repeat(RATIO_PEERS.len() + 1));
+    s.push('\n');
+    for row in &rows {
+        let _ = write!(s, "| {} |", format_size(row.msg_size));
+        for v in &row.stream {
+            let _ = write!(s, " {} |", cell(*v));
+        }
+        let _ = writeln!(s, " {} |", cell(row.latency_p50));
+    }
+    if rows.is_empty() {
+        s.push_str("\n(no matching records)\n");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(t: &str, size: u64, mbs: f64, ring: Option<u64>, conns: u32) -> Record {
+        Record {
+            transport: t.into(),
+            kind: "stream".into(),
+            direction: if t == "memcpy" { "copy" } else { "send" }.into(),
+            msg_size: size,
+            ring_size: ring,
+            connections: conns,
+            duration_s: 1.0,
+            throughput_mb_s: Some(mbs),
+            bytes: Some((mbs * 1e6) as u64),
+            ..Record::default()
+        }
+    }
+
+    fn latency(t: &str, size: u64, p50: f64) -> Record {
+        Record {
+            transport: t.into(),
+            kind: "latency".into(),
+            direction: "pingpong".into(),
+            msg_size: size,
+            connections: 1,
+            duration_s: 1.0,
+            p50_us: Some(p50),
+            p99_us: Some(p50 * 2.0),
+            ..Record::default()
+        }
+    }
+
+    fn sample() -> Vec<Record> {
+        vec![
+            stream("yasmin", 1, 10.0, Some(65536), 1),
+            stream("yasmin", 1, 30.0, Some(65536), 1), // median with the above: 20
+            stream("yasmin", 4096, 800.0, Some(65536), 1),
+            stream("yasmin", 4096, 999.0, Some(4096), 1), // other ring: not in ratios
+            stream("yasmin", 4096, 1500.0, Some(65536), 2), // 2 connections: not in ratios
+            stream("tcp-netfront", 1, 5.0, None, 1),
+            stream("tcp-netfront", 4096, 400.0, None, 1),
+            stream("unix", 4096, 1600.0, None, 1),
+            stream("memcpy", 1, 200.0, None, 1),
+            stream("memcpy", 4096, 8000.0, None, 1),
+            // tcp-netfront recv: a different direction, ignored.
+            Record {
+                direction: "recv".into(),
+                ..stream("tcp-netfront", 4096, 1.0, None, 1)
+            },
+            latency("yasmin", 1, 30.0),
+            latency("tcp-netfront", 1, 60.0),
+            latency("yasmin", 64, 40.0),
+        ]
+    }
+
+    #[test]
+    fn picks_default_ring() {
+        assert_eq!(default_ring(&sample()), Some(65536));
+        assert_eq!(default_ring(&[]), None);
+        let tie = [
+            stream("yasmin", 1, 1.0, Some(4096), 1),
+            stream("yasmin", 1, 1.0, Some(8192), 1),
+        ];
+        assert_eq!(default_ring(&tie), Some(8192));
+    }
+
+    #[test]
+    fn computes_ratios_with_missing_transports() {
+        let rows = ratio_rows(&sample());
+        assert_eq!(rows.len(), 3);
+        let (r1, r64, r4k) = (&rows[0], &rows[1], &rows[2]);
+        assert_eq!(r1.msg_size, 1);
+        // tcp-netfront, unix, vsock-loopback, vchan, memcpy
+        assert_eq!(r1.stream, vec![Some(4.0), None, None, None, Some(0.1)]);
+        assert_eq!(r1.latency_p50, Some(0.5));
+        assert_eq!(r64.msg_size, 64);
+        assert_eq!(r64.stream, vec![None; 5]);
+        assert_eq!(r64.latency_p50, None);
+        assert_eq!(r4k.msg_size, 4096);
+        assert_eq!(
+            r4k.stream,
+            vec![Some(2.0), Some(0.5), None, None, Some(0.1)]
+        );
+        assert_eq!(r4k.latency_p50, None);
+    }
+
+    #[test]
+    fn renders_markdown() {
+        let md = ratio_markdown(&sample());
+        assert!(
+            md.contains("| msg size | yasmin / tcp-netfront | yasmin / unix |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 1 | 4.00 | n/a | n/a | n/a | 0.10 | 0.50 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 4K | 2.00 | 0.50 | n/a | n/a | 0.10 | n/a |"),
+            "{md}"
+        );
+        assert!(md.contains("ring size 64K"), "{md}");
+        assert!(ratio_markdown(&[]).contains("no matching records"));
+    }
+
+    #[test]
+    fn selects_plot_series() {
+        let recs = sample();
+        let t = throughput_series(&recs);
+        assert_eq!(t["yasmin"], vec![(1, 20.0), (4096, 800.0)]);
+        assert!(t.contains_key("memcpy"));
+        let ring = ring_series(&recs);
+        assert_eq!(ring[&4096], vec![(4096, 999.0), (65536, 800.0)]);
+        let (size, conns) = connections_series(&recs).unwrap();
+        assert_eq!(size, 4096);
+        assert_eq!(conns["yasmin"], vec![(1, 800.0), (2, 1500.0)]);
+        let (p50, p99) = latency_series(&recs);
+        assert_eq!(p50["yasmin"], vec![(1, 30.0), (64, 40.0)]);
+        assert_eq!(p99["tcp-netfront"], vec![(1, 120.0)]);
+    }
+}

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Scenario tools, dom0 part: dom0 as a vsock endpoint. It loads yasmin.ko (CID 2, the
+# vsock host) and receives guest 1's file with socat over YASMIN.
+. /yasmin/lib/case.sh
+check insmod insmod /yasmin/yasmin.ko
+check area-ready retry 30 sh -c "dmesg | grep -q 'yasmin: XenStore area ready'"
+rm -f /tmp/dom0-recv.bin
+timeout 200 socat -u VSOCK-LISTEN:5100 CREATE:/tmp/dom0-recv.bin &
+pid=$!
+sleep 1
+xenstore-write "$SHARED_XS/dom0-listening" 1
+wait $pid
+check socat-listen-receive test $? = 0
+for _ in $(seq 100); do xenstore-exists "$SHARED_XS/sent-to-dom0" && break; sleep 0.2; done
+check file-from-guest-intact test "$(sha256sum < /tmp/dom0-recv.bin | cut -d' ' -f1)" = "$(xenstore-read "$SHARED_XS/sum1")"
+awk '{ print "# stats: " $0 }' /sys/kernel/debug/yasmin/stats 2>/dev/null
+check bytes-received-over-yasmin sh -c "[ \$(awk '\$1==\"bytes_received\"{print \$2}' /sys/kernel/debug/yasmin/stats) -ge 4194304 ]"
+check rmmod retry 20 rmmod yasmin
+dmesg | grep yasmin | tail -20 | sed 's/^/# /'
