@@ -1063,6 +1063,32 @@ extern "C" fn yasmin_debugfs_scribble(port: c_uint) -> c_int {
     0
 }
 
+/// debugfs `profile` read (called by glue.c): the data-path stage counters.
+///
+/// # Safety
+///
+/// `buf` is valid for writes of `len` bytes.
+#[no_mangle]
+unsafe extern "C" fn yasmin_debugfs_profile(buf: *mut c_char, len: usize) -> c_long {
+    // SAFETY: guaranteed by the caller (a kmalloc'd buffer of `len` bytes).
+    let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
+    let mut w = SliceWriter { buf: out, at: 0 };
+    let _ = crate::profile::write(&mut w);
+    w.at as c_long
+}
+
+/// debugfs `profile` write (called by glue.c): 1 resets and starts, 0 stops.
+#[no_mangle]
+extern "C" fn yasmin_debugfs_profile_set(on: c_uint) -> c_int {
+    match on {
+        0 | 1 => {
+            crate::profile::set(on == 1);
+            0
+        }
+        _ => EINVAL.to_errno(),
+    }
+}
+
 /// debugfs `connect` (called by glue.c): open the control channel to `domid`.
 #[no_mangle]
 extern "C" fn yasmin_debugfs_connect(domid: c_uint) -> c_int {

@@ -229,6 +229,37 @@ static ssize_t scribble_write(struct file *file, const char __user *ubuf,
 	return uint_to_rust(ubuf, len, yasmin_debugfs_scribble);
 }
 
+/* Data-path profile: read the per-stage counters; write 1 (reset, start) or 0 (stop). */
+static int profile_show(struct seq_file *m, void *v)
+{
+	return show_from_rust(m, yasmin_debugfs_profile);
+}
+
+static int profile_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, profile_show, inode->i_private);
+}
+
+static ssize_t profile_write(struct file *file, const char __user *ubuf,
+			     size_t len, loff_t *ppos)
+{
+	return uint_to_rust(ubuf, len, yasmin_debugfs_profile_set);
+}
+
+static const struct file_operations profile_fops = {
+	.owner = THIS_MODULE,
+	.open = profile_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = single_release,
+	.write = profile_write,
+};
+
+u64 yasmin_clock_ns(void)
+{
+	return ktime_get_ns();
+}
+
 /* Test hook: corrupt the ring header of the socket with this local port. */
 static const struct file_operations scribble_fops = {
 	.owner = THIS_MODULE,
@@ -242,6 +273,7 @@ void yasmin_debugfs_init(void)
 	debugfs_create_file("stats", 0444, yasmin_dbg_dir, NULL, &stats_fops);
 	debugfs_create_file("connect", 0200, yasmin_dbg_dir, NULL, &connect_fops);
 	debugfs_create_file("scribble_tx_port", 0200, yasmin_dbg_dir, NULL, &scribble_fops);
+	debugfs_create_file("profile", 0600, yasmin_dbg_dir, NULL, &profile_fops);
 }
 
 void yasmin_debugfs_exit(void)

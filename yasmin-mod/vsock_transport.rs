@@ -14,6 +14,7 @@ use crate::bindings::{self, msghdr, sock, sockaddr_vm, vsock_sock, vsock_transpo
 use crate::control::paths;
 use crate::control::wire::{self, ConnId, Msg, RingRef};
 use crate::control_plane::{self, with_plane};
+use crate::profile;
 use crate::socket_ring::{RxRing, TxRing};
 use crate::xen::EventChannel;
 use core::ptr::null_mut;
@@ -114,7 +115,7 @@ fn ring_pages_for(bytes: u64) -> u16 {
 
 fn notify(st: &SockState) {
     if let Some(e) = st.evt.as_ref() {
-        e.notify();
+        profile::NOTIFY.time(|| e.notify());
         SIGNALS_SENT.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -124,7 +125,7 @@ unsafe extern "C" fn on_sock_event(_irq: c_int, cookie: *mut c_void) -> bindings
     SIGNALS_RECEIVED.fetch_add(1, Ordering::Relaxed);
     // SAFETY: `cookie` is the socket the channel was bound for; the channel is unbound
     // (waiting for this handler) before the socket can be freed.
-    unsafe { bindings::yasmin_sk_wake(cookie.cast()) };
+    profile::IRQ.time(|| unsafe { bindings::yasmin_sk_wake(cookie.cast()) });
     bindings::irqreturn_IRQ_HANDLED
 }
 
@@ -395,6 +396,16 @@ unsafe extern "C" fn t_dequeue(
     len: usize,
     flags: c_int,
 ) -> isize {
+    // SAFETY: forwarded from the caller.
+    profile::DEQUEUE.time(|| unsafe { dequeue(vsk, msg, len, flags) })
+}
+
+/// `t_dequeue` itself.
+///
+/// # Safety
+///
+/// As for `t_dequeue`: `vsk` is locked, `msg` is the caller's message header.
+unsafe fn dequeue(vsk: *mut vsock_sock, msg: *mut msghdr, len: usize, flags: c_int) -> isize {
     // SAFETY: called with the socket locked.
     let Some(st) = (unsafe { state(vsk) }) else {
         return (-(bindings::ENOTCONN as i32)) as isize;
@@ -406,7 +417,7 @@ unsafe extern "C" fn t_dequeue(
     let iter = unsafe { core::ptr::addr_of_mut!((*msg).msg_iter) };
     let copy = |src: *const u8, n: usize| {
         // SAFETY: `src` is valid for `n` bytes (ring contract); the iterator is the caller's.
-        unsafe { bindings::_copy_to_iter(src.cast(), n, iter) }
+        profile::DEQUEUE_COPY.time(|| unsafe { bindings::_copy_to_iter(src.cast(), n, iter) })
     };
     if flags as u32 & bindings::MSG_PEEK != 0 {
         return match rx.cons.peek(0, len, copy) {
@@ -438,6 +449,16 @@ fn rx_has_data(st: &mut SockState) -> bool {
 }
 
 unsafe extern "C" fn t_enqueue(vsk: *mut vsock_sock, msg: *mut msghdr, len: usize) -> isize {
+    // SAFETY: forwarded from the caller.
+    profile::ENQUEUE.time(|| unsafe { enqueue(vsk, msg, len) })
+}
+
+/// `t_enqueue` itself.
+///
+/// # Safety
+///
+/// As for `t_enqueue`: `vsk` is locked, `msg` is the caller's message header.
+unsafe fn enqueue(vsk: *mut vsock_sock, msg: *mut msghdr, len: usize) -> isize {
     // SAFETY: called with the socket locked.
     let Some(st) = (unsafe { state(vsk) }) else {
         return (-(bindings::ENOTCONN as i32)) as isize;
@@ -449,7 +470,7 @@ unsafe extern "C" fn t_enqueue(vsk: *mut vsock_sock, msg: *mut msghdr, len: usiz
     let iter = unsafe { core::ptr::addr_of_mut!((*msg).msg_iter) };
     let r = tx.prod.write(len, |dst, n| {
         // SAFETY: `dst` is valid for writes of `n` bytes (ring contract).
-        unsafe { bindings::_copy_from_iter(dst.cast(), n, iter) }
+        profile::ENQUEUE_COPY.time(|| unsafe { bindings::_copy_from_iter(dst.cast(), n, iter) })
     });
     match r {
         Ok(t) => {
@@ -564,6 +585,7 @@ unsafe extern "C" fn t_recv_pre_block(
     _target: usize,
     _d: *mut bindings::vsock_transport_recv_notify_data,
 ) -> c_int {
+    profile::RECV_BLOCK.count();
     // The caller is already on the socket's wait queue: if data arrived between its check
     // and our arming, wake it instead of letting it sleep.
     // SAFETY: called with the socket locked.
@@ -597,6 +619,7 @@ unsafe extern "C" fn t_send_pre_block(
     vsk: *mut vsock_sock,
     _d: *mut bindings::vsock_transport_send_notify_data,
 ) -> c_int {
+    profile::SEND_BLOCK.count();
     // SAFETY: called with the socket locked.
     if let Some(tx) = unsafe { state(vsk) }.and_then(|s| s.tx.as_mut()) {
         if matches!(tx.prod.arm_writable(), Ok(n) if n > 0) {

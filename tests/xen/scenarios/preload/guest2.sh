@@ -28,7 +28,8 @@ check iperf3-server-plain-ok test $? = 0
 with_preload socat TCP-LISTEN:5300,fork,reuseaddr EXEC:cat > /tmp/echo.log 2>&1 &
 echo_pid=$!
 # 4. A tiny HTTP server (preloaded socat) for curl's non-blocking connect + epoll.
-with_preload socat TCP-LISTEN:8080,fork,reuseaddr SYSTEM:'read l; printf "HTTP/1.0 200 OK\r\nContent-Length: 17\r\n\r\nhello over yasmin"' > /tmp/http.log 2>&1 &
+printf 'HTTP/1.0 200 OK\r\nContent-Length: 17\r\n\r\nhello over yasmin' > /tmp/http.resp
+with_preload socat TCP-LISTEN:8080,fork,reuseaddr SYSTEM:'read l; cat /tmp/http.resp' > /tmp/http.log 2>&1 &
 http_pid=$!
 sleep 2
 check barrier-servers-up barrier servers-up 120

@@ -1,0 +1,77 @@
+# Benchmark, guest 1: the client. Every transport is measured with the same program
+# (yasmin-bench) in this one boot, one run after the other; the records are printed as
+# `YASMIN-BENCH <json>` lines for bench/run to collect. The CPU is emulated: only ratios
+# between transports of this boot mean anything.
+. /yasmin/lib/case.sh
+. "$YASMIN_SCENARIO_DIR/params.sh"
+check module-loaded insmod /yasmin/yasmin.ko
+# Local references: AF_UNIX and vsock loopback inside this guest.
+yasmin-bench server --listen unix:/tmp/bench.sock > /tmp/srv-unix.log 2>&1 &
+pids="$pids $!"
+yasmin-bench server --listen vsock:any:7003 > /tmp/srv-loop.log 2>&1 &
+pids="$pids $!"
+pair_connect "$PEER_DOMID"
+check pair-up retry 60 pair_state_is "$PEER_DOMID" connected
+check barrier-serving barrier serving 120
+/usr/lib/xen-4.17/bin/vchan-socket-proxy -m client "$PEER_DOMID" "/local/domain/$PEER_DOMID/data/yasmin-bench-vchan" /tmp/vchan-cli.sock > /tmp/vchan-proxy.log 2>&1 &
+pids="$pids $!"
+sleep 2
+out=/tmp/bench.json
+: > $out
+DEFAULT_RING=524288   # ring_pages=128 (the module default)
+common="--duration $BENCH_DURATION --warmup $BENCH_WARMUP --json $out"
+# bench NAME ARGS...: one client run; a failed run is a failed case, the others go on.
+bench() {
+    name=$1; shift
+    echo "YASMIN-INFO bench: $name"
+    check "$name" timeout 900 yasmin-bench client $common "$@" > /dev/null 2>/tmp/err
+    sed 's/^/# /' /tmp/err | tail -3
+}
+Y="--connect vsock:$PEER_CID:7000 --transport-label yasmin --ring-size $DEFAULT_RING"
+T="--connect tcp:$PEER_IP:7001 --transport-label tcp-netfront"
+U="--connect unix:/tmp/bench.sock --transport-label unix"
+L="--connect vsock:1:7003 --transport-label vsock-loopback"
+V="--connect unix:/tmp/vchan-cli.sock --transport-label vchan"
+
+bench memcpy-reference sh -c "yasmin-bench memcpy --msg-sizes $BENCH_STREAM_SIZES $common"
+for t in Y T U L V; do
+    eval a=\$$t
+    bench "stream-$t" $a --kind stream --direction send --msg-sizes $BENCH_STREAM_SIZES
+done
+for t in Y T; do
+    eval a=\$$t
+    bench "duplex-$t" $a --kind stream --direction duplex --msg-sizes 64K
+done
+for t in Y T U L V; do
+    eval a=\$$t
+    bench "latency-$t" $a --kind latency --msg-sizes $BENCH_LATENCY_SIZES
+done
+for r in $BENCH_RING_SIZES; do
+    bench "ring-$r" --connect "vsock:$PEER_CID:7000" --transport-label yasmin --buffer-size $r \
+        --ring-size "$(echo $r | sed 's/K$/*1024/; s/M$/*1048576/' | awk -F'*' '{ print $1 * ($2 ? $2 : 1) }')" \
+        --kind stream --direction send --msg-sizes $BENCH_RING_MSG_SIZES
+done
+for n in $BENCH_CONNECTIONS; do
+    for t in Y T; do
+        eval a=\$$t
+        bench "connections-$n-$t" $a --kind stream --direction send --msg-sizes 64K --connections $n
+    done
+done
+# Where the time goes: one more 64 KiB run with the module's per-stage profile on, in
+# both guests (guest 1 sends, guest 2 receives). Profiling costs two clock reads per
+# stage, so this run is labelled apart and kept out of the ratios.
+xs_signal profile-start
+check profile-armed-in-peer xs_wait profile-armed 60
+echo 1 > /sys/kernel/debug/yasmin/profile
+bench profiled-run --connect "vsock:$PEER_CID:7000" --transport-label yasmin-profiled --ring-size $DEFAULT_RING \
+    --kind stream --direction send --msg-sizes 64K
+echo 0 > /sys/kernel/debug/yasmin/profile
+xs_signal profile-done
+sed 's/^/# profile-sender: /' /sys/kernel/debug/yasmin/profile
+sed 's/^/# vchan proxy: /' /tmp/vchan-proxy.log | tail -5
+sed 's/^/# stats: /' /sys/kernel/debug/yasmin/stats
+sed 's/^/YASMIN-BENCH /' $out
+check barrier-done barrier done 120
+kill $pids 2>/dev/null
+sleep 1
+check module-unloaded retry 20 rmmod yasmin

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-stage time accounting of the data path, for finding where a transfer's time goes
+//! (`<debugfs>/yasmin/profile`; write 1 to reset and start, 0 to stop). Off by default:
+//! when off, each stage costs one relaxed load.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::bindings;
+
+static ON: AtomicBool = AtomicBool::new(false);
+
+/// One stage: how often it ran and the nanoseconds spent in it.
+pub(crate) struct Stage {
+    name: &'static str,
+    calls: AtomicU64,
+    ns: AtomicU64,
+}
+
+impl Stage {
+    const fn new(name: &'static str) -> Self {
+        Stage {
+            name,
+            calls: AtomicU64::new(0),
+            ns: AtomicU64::new(0),
+        }
+    }
+
+    /// Runs `f`, charging its time to this stage when profiling is on.
+    #[inline]
+    pub(crate) fn time<R>(&self, f: impl FnOnce() -> R) -> R {
+        if !ON.load(Ordering::Relaxed) {
+            return f();
+        }
+        // SAFETY: reads the monotonic clock; callable in any context.
+        let t0 = unsafe { bindings::yasmin_clock_ns() };
+        let r = f();
+        // SAFETY: as above.
+        let t1 = unsafe { bindings::yasmin_clock_ns() };
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.ns.fetch_add(t1.wrapping_sub(t0), Ordering::Relaxed);
+        r
+    }
+
+    /// Counts an event that has no duration of its own (a side about to sleep).
+    #[inline]
+    pub(crate) fn count(&self) {
+        if ON.load(Ordering::Relaxed) {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `enqueue` is the whole transport write call (ring bookkeeping, copy, notify);
+/// `enqueue_copy` and `notify` are parts of it (and of `dequeue`).
+pub(crate) static ENQUEUE: Stage = Stage::new("enqueue");
+pub(crate) static ENQUEUE_COPY: Stage = Stage::new("enqueue_copy");
+pub(crate) static DEQUEUE: Stage = Stage::new("dequeue");
+pub(crate) static DEQUEUE_COPY: Stage = Stage::new("dequeue_copy");
+pub(crate) static NOTIFY: Stage = Stage::new("notify");
+pub(crate) static IRQ: Stage = Stage::new("irq");
+pub(crate) static SEND_BLOCK: Stage = Stage::new("send_block");
+pub(crate) static RECV_BLOCK: Stage = Stage::new("recv_block");
+
+static ALL: [&Stage; 8] = [
+    &ENQUEUE,
+    &ENQUEUE_COPY,
+    &DEQUEUE,
+    &DEQUEUE_COPY,
+    &NOTIFY,
+    &IRQ,
+    &SEND_BLOCK,
+    &RECV_BLOCK,
+];
+
+/// Starts (resetting every stage) or stops profiling.
+pub(crate) fn set(on: bool) {
+    if on {
+        for s in ALL {
+            s.calls.store(0, Ordering::Relaxed);
+            s.ns.store(0, Ordering::Relaxed);
+        }
+    }
+    ON.store(on, Ordering::Relaxed);
+}
+
+/// `<stage> <calls> <total ns> <ns per call>` lines, after an `enabled` line.
+pub(crate) fn write(w: &mut impl core::fmt::Write) -> core::fmt::Result {
+    writeln!(w, "enabled {}", ON.load(Ordering::Relaxed) as u8)?;
+    for s in ALL {
+        let (c, ns) = (
+            s.calls.load(Ordering::Relaxed),
+            s.ns.load(Ordering::Relaxed),
+        );
+        writeln!(
+            w,
+            "{} {} {} {}",
+            s.name,
+            c,
+            ns,
+            ns.checked_div(c).unwrap_or(0)
+        )?;
+    }
+    Ok(())
+}
