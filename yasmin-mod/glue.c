@@ -212,22 +212,22 @@ static ssize_t uint_to_rust(const char __user *ubuf, size_t len,
 	return rc ? rc : len;
 }
 
-static ssize_t connect_write(struct file *file, const char __user *ubuf,
-			     size_t len, loff_t *ppos)
-{
-	return uint_to_rust(ubuf, len, yasmin_debugfs_connect);
-}
+/* NAME_write(): the debugfs write handler that hands one number to FN. */
+#define DEFINE_UINT_WRITE(name, fn)                                          \
+	static ssize_t name##_write(struct file *file, const char __user *ubuf, \
+				    size_t len, loff_t *ppos)                   \
+	{                                                                    \
+		return uint_to_rust(ubuf, len, fn);                          \
+	}
+
+DEFINE_UINT_WRITE(connect, yasmin_debugfs_connect);
 
 static const struct file_operations connect_fops = {
 	.owner = THIS_MODULE,
 	.write = connect_write,
 };
 
-static ssize_t scribble_write(struct file *file, const char __user *ubuf,
-			      size_t len, loff_t *ppos)
-{
-	return uint_to_rust(ubuf, len, yasmin_debugfs_scribble);
-}
+DEFINE_UINT_WRITE(scribble, yasmin_debugfs_scribble);
 
 /* Data-path profile: read the per-stage counters; write 1 (reset, start) or 0 (stop). */
 static int profile_show(struct seq_file *m, void *v)
@@ -240,11 +240,7 @@ static int profile_open(struct inode *inode, struct file *file)
 	return single_open(file, profile_show, inode->i_private);
 }
 
-static ssize_t profile_write(struct file *file, const char __user *ubuf,
-			     size_t len, loff_t *ppos)
-{
-	return uint_to_rust(ubuf, len, yasmin_debugfs_profile_set);
-}
+DEFINE_UINT_WRITE(profile, yasmin_debugfs_profile_set);
 
 static const struct file_operations profile_fops = {
 	.owner = THIS_MODULE,

@@ -2,6 +2,9 @@
 //! Runs the real `yasmin-bench` binary as server and client over Unix and TCP sockets
 //! (vsock is not assumed on the build host).
 
+mod common;
+
+use common::assert_success;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -218,11 +221,7 @@ fn tcp_all_modes() {
         "128K",
         "--no-quit",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let r = &records(&String::from_utf8_lossy(&out.stdout))[0];
     assert_eq!(r["buffer_size"], 131072);
     assert!(r["ring_size"].is_null());
@@ -245,11 +244,7 @@ fn once_server_exits_after_the_run() {
         "--warmup",
         "0",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let st = server.wait_exit(Duration::from_secs(10));
     assert!(
         st.is_some_and(|s| s.success()),
@@ -363,11 +358,7 @@ fn memcpy_records() {
         .args(["--json", json.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let recs = records(&std::fs::read_to_string(&json).unwrap());
     assert_eq!(recs.len(), 2);
     for r in &recs {

@@ -1,7 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Runs `yasmin-bench-plot` on hand-made records.
 
-use std::process::Command;
+mod common;
+
+use common::assert_success;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs the plotting tool on `input`, writing into `out_dir`.
+fn plot(input: &Path, out_dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_yasmin-bench-plot"))
+        .args([
+            "--input",
+            input.to_str().unwrap(),
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()
+}
 
 #[test]
 fn writes_every_chart_and_the_ratio_table() {
@@ -40,20 +57,8 @@ fn writes_every_chart_and_the_ratio_table() {
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(&input, text).unwrap();
     let out_dir = dir.join("out");
-    let out = Command::new(env!("CARGO_BIN_EXE_yasmin-bench-plot"))
-        .args([
-            "--input",
-            input.to_str().unwrap(),
-            "--out-dir",
-            out_dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = plot(&input, &out_dir);
+    assert_success(&out);
     for f in [
         "throughput",
         "latency",
@@ -75,30 +80,14 @@ fn writes_every_chart_and_the_ratio_table() {
     // An empty input still yields every file, marked as empty.
     let empty = dir.join("empty.json");
     std::fs::write(&empty, "").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_yasmin-bench-plot"))
-        .args([
-            "--input",
-            empty.to_str().unwrap(),
-            "--out-dir",
-            out_dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = plot(&empty, &out_dir);
     assert!(out.status.success());
     let svg = std::fs::read_to_string(out_dir.join("throughput.svg")).unwrap();
     assert!(svg.contains("(no data)"));
 
     // A damaged line is a clear error.
     std::fs::write(&empty, "{\"transport\": 1}\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_yasmin-bench-plot"))
-        .args([
-            "--input",
-            empty.to_str().unwrap(),
-            "--out-dir",
-            out_dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = plot(&empty, &out_dir);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
 }

@@ -24,7 +24,13 @@ common="--duration $BENCH_DURATION --warmup $BENCH_WARMUP --json $out"
 bench() {
     name=$1; shift
     echo "YASMIN-INFO bench: $name"
-    check "$name" timeout 900 yasmin-bench client $common "$@" > /dev/null 2>/tmp/err
+    run_bench "$name" client "$@"
+}
+# run_bench NAME SUBCOMMAND ARGS...: one yasmin-bench run (its records go to $out).
+run_bench() {
+    name=$1; shift
+    timeout 900 yasmin-bench "$@" $common > /dev/null 2>/tmp/err
+    case_result $? "$name"
     sed 's/^/# /' /tmp/err | tail -3
 }
 Y="--connect vsock:$PEER_CID:7000 --transport-label yasmin --ring-size $DEFAULT_RING"
@@ -33,7 +39,7 @@ U="--connect unix:/tmp/bench.sock --transport-label unix"
 L="--connect vsock:1:7003 --transport-label vsock-loopback"
 V="--connect unix:/tmp/vchan-cli.sock --transport-label vchan"
 
-bench memcpy-reference sh -c "yasmin-bench memcpy --msg-sizes $BENCH_STREAM_SIZES $common"
+run_bench memcpy-reference memcpy --msg-sizes $BENCH_STREAM_SIZES
 for t in Y T U L V; do
     eval a=\$$t
     bench "stream-$t" $a --kind stream --direction send --msg-sizes $BENCH_STREAM_SIZES
