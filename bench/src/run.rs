@@ -5,12 +5,18 @@
 //! messages on one thread per direction), so only the transport differs between runs.
 //!
 //! Stream timing is done by each receiver: its window opens `warmup` after its first
-//! byte and closes at the first read `duration` later (or at EOF). The client stops
-//! sending `GRACE` after the server's window should have closed, so send-mode windows
-//! are normally full length; the server's window is reported back in the [`Report`].
+//! byte and closes at the first read `duration` later (or when the peer's data ends).
+//! The client stops sending `GRACE` after the server's window should have closed, so
+//! send-mode windows are normally full length; the server's window is reported back in
+//! the [`Report`]. Nothing waits for EOF or uses a half-close (see [`crate::proto`]):
+//! every stream ends with a trailer, and each side drops its socket once it has sent its
+//! own trailer and read the peer's.
 
 use crate::net::{pin_to_cpu, Addr, Conn, Listener, SockOpts};
-use crate::proto::{Header, Mode, Report, HEADER_LEN, REPORT_LEN};
+use crate::proto::{
+    end_marker, is_end_marker, Framer, Header, Mode, Report, CLIENT_FILL, HEADER_LEN, REPORT_LEN,
+    SERVER_FILL, TRAILER_LEN,
+};
 use crate::record::{now_unix, Record, LADDER};
 use anyhow::{anyhow, bail, Context, Result};
 use hdrhistogram::Histogram;
@@ -32,6 +38,8 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 const GRACE: Duration = Duration::from_millis(250);
 /// Buffer for draining after the measurement (fast whatever the message size).
 const DRAIN_BUF: usize = 256 * 1024;
+/// How long a client waits for the server to acknowledge a Quit.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn io_timeout(h: &Header, slack: Duration) -> Duration {
     h.warmup + h.duration + slack
@@ -46,8 +54,15 @@ fn io_err(e: io::Error, what: &str, timeout: Duration) -> anyhow::Error {
                 timeout.as_secs_f64()
             )
         }
+        io::ErrorKind::UnexpectedEof => {
+            anyhow!("{what}: the peer closed the connection before the end of the run")
+        }
         _ => anyhow!("{what}: {e}"),
     }
+}
+
+fn closed_early() -> io::Error {
+    io::Error::from(io::ErrorKind::UnexpectedEof)
 }
 
 fn read_some(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -59,11 +74,13 @@ fn read_some(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// Reads with `buf` until the receiver's window closes or EOF; returns the window and
-/// whether EOF was seen.
+/// Reads with `buf` until the receiver's window closes or the peer's data ends (its
+/// trailer begins, see [`Framer`]); returns the window and whether the data ended before
+/// the window closed. EOF here is an error: a peer always ends with a trailer.
 pub fn receive_window(
     r: &mut impl Read,
     buf: &mut [u8],
+    framer: &mut Framer,
     warmup: Duration,
     duration: Duration,
 ) -> io::Result<(Report, bool)> {
@@ -75,6 +92,27 @@ pub fn receive_window(
         let n = read_some(r, buf)?;
         let now = Instant::now();
         if n == 0 {
+            return Err(closed_early());
+        }
+        let data = framer.feed(&buf[..n])?;
+        if data > 0 {
+            total += data as u64;
+            last = now;
+            let f = *first.get_or_insert(now);
+            match window {
+                None if now.duration_since(f) >= warmup => window = Some((now, total)),
+                Some((ws, wb)) if now.duration_since(ws) >= duration => {
+                    let rep = Report {
+                        bytes: total - wb,
+                        elapsed: now.duration_since(ws),
+                        total,
+                    };
+                    return Ok((rep, false));
+                }
+                _ => {}
+            }
+        }
+        if framer.ended() {
             let rep = match window {
                 Some((ws, wb)) => Report {
                     bytes: total - wb,
@@ -88,39 +126,31 @@ pub fn receive_window(
             };
             return Ok((rep, true));
         }
-        total += n as u64;
-        last = now;
-        let f = *first.get_or_insert(now);
-        match window {
-            None if now.duration_since(f) >= warmup => window = Some((now, total)),
-            Some((ws, wb)) if now.duration_since(ws) >= duration => {
-                let rep = Report {
-                    bytes: total - wb,
-                    elapsed: now.duration_since(ws),
-                    total,
-                };
-                return Ok((rep, false));
-            }
-            _ => {}
-        }
     }
 }
 
-/// Reads to EOF, returning the byte count and the last `REPORT_LEN` bytes.
-fn drain_tail(r: &mut impl Read) -> io::Result<(u64, Vec<u8>)> {
+/// Reads (and discards the data) until the peer's trailer is complete, or fails once
+/// `deadline` has passed; returns the data bytes read.
+fn read_trailer(r: &mut impl Read, framer: &mut Framer, deadline: Instant) -> io::Result<u64> {
     let mut buf = vec![0u8; DRAIN_BUF];
-    let mut tail = Vec::with_capacity(2 * REPORT_LEN);
-    let mut total = 0u64;
-    loop {
-        let n = read_some(r, &mut buf)?;
-        if n == 0 {
-            return Ok((total, tail));
+    let mut data = 0u64;
+    while !framer.complete() {
+        if Instant::now() >= deadline {
+            return Err(io::Error::other("the peer did not end its stream in time"));
         }
-        total += n as u64;
-        tail.extend_from_slice(&buf[n.saturating_sub(REPORT_LEN)..n]);
-        let excess = tail.len().saturating_sub(REPORT_LEN);
-        tail.drain(..excess);
+        // Once the trailer has begun, read no further than its end.
+        let want = if framer.ended() {
+            framer.missing()
+        } else {
+            buf.len()
+        };
+        let n = read_some(r, &mut buf[..want])?;
+        if n == 0 {
+            return Err(closed_early());
+        }
+        data += framer.feed(&buf[..n])? as u64;
     }
+    Ok(data)
 }
 
 /// Writes `msg` over and over until `stop` says so; returns the bytes written.
@@ -181,6 +211,10 @@ pub fn serve(cfg: &ServerConfig) -> Result<()> {
             }
         };
         if header.mode == Mode::Quit {
+            // Acknowledge, then close: the client closes when it has the answer, so the
+            // connection ends on both sides without relying on EOF.
+            let _ = conn.write_all(&Report::default().encode());
+            drop(conn);
             if cfg.once {
                 break;
             }
@@ -220,7 +254,9 @@ fn read_header(conn: &mut Conn) -> Result<Header> {
     Header::decode(&b)
 }
 
-/// Serves one connection after its header; returns what the server received.
+/// Serves one connection after its header; returns what the server received. The
+/// socket is closed on return: by then the client's end marker has been read and the
+/// report written, so nothing is left unread on either side.
 fn serve_conn(mut conn: Conn, h: Header, pin: Option<usize>, timeout: Duration) -> Result<Report> {
     conn.apply(&SockOpts {
         timeout: Some(timeout),
@@ -229,39 +265,49 @@ fn serve_conn(mut conn: Conn, h: Header, pin: Option<usize>, timeout: Duration) 
         ..SockOpts::default()
     })
     .context("setting socket options")?;
-    let size = h.msg_size as usize;
-    let report = if h.mode == Mode::PingPong {
-        let mut buf = vec![0u8; size];
-        let mut total = 0u64;
-        while read_message(&mut conn, &mut buf).map_err(|e| io_err(e, "reading", timeout))? {
-            conn.write_all(&buf)
-                .map_err(|e| io_err(e, "writing", timeout))?;
-            total += size as u64;
-        }
-        Report {
-            total,
-            ..Report::default()
-        }
+    if h.mode == Mode::PingPong {
+        serve_pingpong(&mut conn, h, timeout)
     } else {
-        serve_stream(&mut conn, h, pin, timeout)?
+        serve_stream(&mut conn, h, pin, timeout)
+    }
+}
+
+/// Echoes requests until the client's end marker (padded to the message size when that
+/// is larger), then answers it with the report.
+fn serve_pingpong(conn: &mut Conn, h: Header, timeout: Duration) -> Result<Report> {
+    let size = h.msg_size as usize;
+    let mut buf = vec![0u8; size.max(TRAILER_LEN)];
+    let mut total = 0u64;
+    loop {
+        conn.read_exact(&mut buf[..size])
+            .map_err(|e| io_err(e, "reading", timeout))?;
+        if buf[0] != CLIENT_FILL {
+            if size < TRAILER_LEN {
+                conn.read_exact(&mut buf[size..TRAILER_LEN])
+                    .map_err(|e| io_err(e, "reading the end marker", timeout))?;
+            }
+            if !is_end_marker(&buf[..TRAILER_LEN]) {
+                bail!("bad request from the client (neither data nor an end marker)");
+            }
+            break;
+        }
+        conn.write_all(&buf[..size])
+            .map_err(|e| io_err(e, "writing", timeout))?;
+        total += size as u64;
+    }
+    let report = Report {
+        total,
+        ..Report::default()
     };
     conn.write_all(&report.encode())
         .map_err(|e| io_err(e, "writing report", timeout))?;
-    conn.shutdown(Shutdown::Write)
-        .map_err(|e| io_err(e, "shutdown", timeout))?;
     Ok(report)
 }
 
-/// Reads one whole message; `false` on EOF at a message boundary.
-fn read_message(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
-    let n = read_some(r, buf)?;
-    if n == 0 {
-        return Ok(false);
-    }
-    r.read_exact(&mut buf[n..])?;
-    Ok(true)
-}
-
+/// Send mode: the report goes out as soon as the window closes (by time), then the rest
+/// of the client's data is discarded up to its end marker. Recv and duplex: our sender
+/// runs until the client's end marker arrives (the client sends it once its own window
+/// has closed), then the report follows our last message.
 fn serve_stream(
     conn: &mut Conn,
     h: Header,
@@ -269,31 +315,43 @@ fn serve_stream(
     timeout: Duration,
 ) -> Result<Report> {
     let size = h.msg_size as usize;
+    // Nothing on this connection may outlast this, whatever the client does.
+    let deadline = Instant::now() + timeout;
     let stop = Arc::new(AtomicBool::new(false));
     let writer = if h.mode.server_sends() {
         let mut w = conn.try_clone().context("cloning socket")?;
         let stop = stop.clone();
         Some(thread::spawn(move || -> Result<u64> {
             maybe_pin(pin)?;
-            let msg = vec![0x5a; size];
-            send_until(&mut w, &msg, || stop.load(Ordering::Relaxed))
-                .map_err(|e| io_err(e, "sending", timeout))
+            let msg = vec![SERVER_FILL; size];
+            send_until(&mut w, &msg, || {
+                stop.load(Ordering::Relaxed) || Instant::now() >= deadline
+            })
+            .map_err(|e| io_err(e, "sending", timeout))
         }))
     } else {
         None
     };
     let received = (|| -> Result<Report> {
-        let (mut rep, eof) = if h.mode.client_sends() {
+        let mut framer = Framer::new(h.msg_size, CLIENT_FILL);
+        let mut rep = if h.mode.client_sends() {
             let mut buf = vec![0u8; size];
-            receive_window(conn, &mut buf, h.warmup, h.duration)
+            receive_window(conn, &mut buf, &mut framer, h.warmup, h.duration)
                 .map_err(|e| io_err(e, "receiving", timeout))?
+                .0
         } else {
-            (Report::default(), false)
+            Report::default()
         };
-        if !eof {
-            // The client half-closes when it is done; that is our cue to stop sending.
-            let (n, _) = drain_tail(conn).map_err(|e| io_err(e, "draining", timeout))?;
-            rep.total += n;
+        if writer.is_none() {
+            // Nobody else writes: the report can go at once. The client reads it while
+            // it may still be sending, and we keep reading below, so nobody blocks.
+            conn.write_all(&rep.encode())
+                .map_err(|e| io_err(e, "writing report", timeout))?;
+        }
+        rep.total += read_trailer(conn, &mut framer, deadline)
+            .map_err(|e| io_err(e, "draining", timeout))?;
+        if !is_end_marker(framer.trailer()) {
+            bail!("the client's stream did not end with an end marker");
         }
         Ok(rep)
     })();
@@ -304,6 +362,11 @@ fn serve_stream(
             let _ = conn.shutdown(Shutdown::Both);
         }
         join(w)?;
+        if let Ok(rep) = &received {
+            // After our last message, as the trailer of our stream.
+            conn.write_all(&rep.encode())
+                .map_err(|e| io_err(e, "writing report", timeout))?;
+        }
     }
     received
 }
@@ -363,7 +426,7 @@ pub fn run_client(cfg: &ClientConfig) -> Result<Vec<Record>> {
 
 fn send_quit(cfg: &ClientConfig) -> Result<()> {
     let opts = SockOpts {
-        timeout: Some(Duration::from_secs(5)),
+        timeout: Some(QUIT_TIMEOUT),
         ..SockOpts::default()
     };
     let mut c = Conn::connect(&cfg.addr, &opts)?;
@@ -373,7 +436,14 @@ fn send_quit(cfg: &ClientConfig) -> Result<()> {
         warmup: Duration::ZERO,
         duration: Duration::ZERO,
     };
-    c.write_all(&h.encode())?;
+    c.write_all(&h.encode())
+        .map_err(|e| io_err(e, "sending quit", QUIT_TIMEOUT))?;
+    // Wait for the server's answer before closing, so that the connection is over on
+    // both sides when we return (no half-close needed).
+    let mut ack = [0u8; REPORT_LEN];
+    c.read_exact(&mut ack)
+        .map_err(|e| io_err(e, "waiting for the server's answer to quit", QUIT_TIMEOUT))?;
+    Report::decode(&ack)?;
     Ok(())
 }
 
@@ -543,13 +613,11 @@ fn new_histogram() -> Result<Histogram<u64>> {
         .map_err(|e| anyhow!("creating histogram: {e:?}"))
 }
 
-/// Reads the server's trailing report after the client has half-closed.
-fn finish(conn: &mut Conn, timeout: Duration) -> Result<Report> {
-    let (_, tail) =
-        drain_tail(conn).map_err(|e| io_err(e, "reading the server's report", timeout))?;
-    Report::decode(&tail)
-}
-
+/// Send mode: our sender runs until its deadline, then sends the end marker; the report
+/// (written by the server as soon as its window closed) is read meanwhile. Recv mode: the
+/// end marker goes out when our window has closed, and the server's data is drained up
+/// to its report. Duplex: both, and our sender also waits for our window to close. The
+/// socket is dropped (fully closed) once the end marker is sent and the report read.
 fn stream_conn(
     mut conn: Conn,
     h: Header,
@@ -557,49 +625,60 @@ fn stream_conn(
     timeout: Duration,
 ) -> Result<ConnResult> {
     let size = h.msg_size as usize;
+    let window_done = Arc::new(AtomicBool::new(!h.mode.server_sends()));
     let writer = if h.mode.client_sends() {
         let mut w = conn.try_clone().context("cloning socket")?;
         let deadline = Instant::now() + h.warmup + h.duration + GRACE;
+        let window_done = window_done.clone();
         Some(thread::spawn(move || -> Result<u64> {
             maybe_pin(pin)?;
-            let msg = vec![0xa5; size];
-            match send_until(&mut w, &msg, || Instant::now() >= deadline) {
-                Ok(n) => {
-                    w.shutdown(Shutdown::Write)
-                        .map_err(|e| io_err(e, "shutdown", timeout))?;
-                    Ok(n)
-                }
-                Err(e) => {
-                    // Wake the reader instead of leaving it to its timeout.
-                    let _ = w.shutdown(Shutdown::Both);
-                    Err(io_err(e, "sending", timeout))
-                }
-            }
+            let msg = vec![CLIENT_FILL; size];
+            let sent = send_until(&mut w, &msg, || {
+                Instant::now() >= deadline && window_done.load(Ordering::Relaxed)
+            })
+            .and_then(|n| w.write_all(&end_marker()).map(|()| n));
+            sent.map_err(|e| {
+                // Wake the reader instead of leaving it to its timeout.
+                let _ = w.shutdown(Shutdown::Both);
+                io_err(e, "sending", timeout)
+            })
         }))
     } else {
         None
     };
-    let mine = if h.mode.server_sends() {
-        let mut buf = vec![0u8; size];
-        let (rep, eof) = receive_window(&mut conn, &mut buf, h.warmup, h.duration)
-            .map_err(|e| io_err(e, "receiving", timeout))?;
-        if eof {
-            bail!("the server closed the connection during the measurement");
+    let received = (|| -> Result<(Option<Report>, Report)> {
+        let mut framer = Framer::new(h.msg_size, SERVER_FILL);
+        let mine = if h.mode.server_sends() {
+            let mut buf = vec![0u8; size];
+            let (rep, ended) =
+                receive_window(&mut conn, &mut buf, &mut framer, h.warmup, h.duration)
+                    .map_err(|e| io_err(e, "receiving", timeout))?;
+            window_done.store(true, Ordering::Relaxed);
+            if ended {
+                bail!("the server ended its stream during the measurement");
+            }
+            Some(rep)
+        } else {
+            None
+        };
+        if writer.is_none() {
+            // Recv mode: our end marker tells the server to stop sending.
+            conn.write_all(&end_marker())
+                .map_err(|e| io_err(e, "sending the end marker", timeout))?;
         }
-        Some(rep)
-    } else {
-        None
-    };
-    if writer.is_none() {
-        // Recv mode: our half-close tells the server to stop sending.
-        conn.shutdown(Shutdown::Write)
-            .map_err(|e| io_err(e, "shutdown", timeout))?;
-    }
-    let theirs = finish(&mut conn, timeout);
+        read_trailer(&mut conn, &mut framer, Instant::now() + timeout)
+            .map_err(|e| io_err(e, "reading the server's report", timeout))?;
+        Ok((mine, Report::decode(framer.trailer())?))
+    })();
+    window_done.store(true, Ordering::Relaxed);
     if let Some(w) = writer {
+        if received.is_err() {
+            // Unblock a writer stuck on a server that went away.
+            let _ = conn.shutdown(Shutdown::Both);
+        }
         join(w)?;
     }
-    let theirs = theirs?;
+    let (mine, theirs) = received?;
     Ok(ConnResult {
         mine,
         theirs: h.mode.client_sends().then_some(theirs),
@@ -607,8 +686,11 @@ fn stream_conn(
     })
 }
 
+/// Round trips until the deadline, then the end marker (padded to the message size),
+/// which the server answers with its report; then the socket is dropped.
 fn pingpong_conn(mut conn: Conn, h: Header, timeout: Duration) -> Result<ConnResult> {
-    let mut buf = vec![0xa5; h.msg_size as usize];
+    let size = h.msg_size as usize;
+    let mut buf = vec![CLIENT_FILL; size];
     let mut hist = new_histogram()?;
     let start = Instant::now();
     let warm_end = start + h.warmup;
@@ -627,9 +709,14 @@ fn pingpong_conn(mut conn: Conn, h: Header, timeout: Duration) -> Result<ConnRes
             hist.saturating_record(ns.max(1));
         }
     }
-    conn.shutdown(Shutdown::Write)
-        .map_err(|e| io_err(e, "shutdown", timeout))?;
-    finish(&mut conn, timeout)?;
+    let mut end_msg = end_marker().to_vec();
+    end_msg.resize(size.max(TRAILER_LEN), 0);
+    conn.write_all(&end_msg)
+        .map_err(|e| io_err(e, "sending the end marker", timeout))?;
+    let mut rep = [0u8; REPORT_LEN];
+    conn.read_exact(&mut rep)
+        .map_err(|e| io_err(e, "reading the server's report", timeout))?;
+    Report::decode(&rep)?;
     Ok(ConnResult {
         hist: Some(hist),
         ..ConnResult::default()
@@ -706,30 +793,57 @@ mod tests {
     #[test]
     fn window_counts_after_warmup() {
         // 10 reads of 4 bytes with no delay: a zero warm-up opens the window at the first
-        // read, whose bytes are excluded; EOF closes it.
-        let data = [1u8; 40];
+        // read, whose bytes are excluded; the end marker closes it.
+        let mut data = vec![CLIENT_FILL; 40];
+        data.extend_from_slice(&end_marker());
         let mut r = &data[..];
         let mut buf = [0u8; 4];
-        let (rep, eof) =
-            receive_window(&mut r, &mut buf, Duration::ZERO, Duration::from_secs(60)).unwrap();
-        assert!(eof);
+        let mut f = Framer::new(4, CLIENT_FILL);
+        let (rep, ended) = receive_window(
+            &mut r,
+            &mut buf,
+            &mut f,
+            Duration::ZERO,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert!(ended);
         assert_eq!(rep.total, 40);
         assert_eq!(rep.bytes, 36);
+        assert_eq!(read_trailer(&mut r, &mut f, far()).unwrap(), 0);
+        assert!(is_end_marker(f.trailer()));
+        // EOF without a trailer is an error, not the end.
+        let data = [CLIENT_FILL; 8];
+        let mut f = Framer::new(4, CLIENT_FILL);
+        let err = receive_window(
+            &mut &data[..],
+            &mut buf,
+            &mut f,
+            Duration::ZERO,
+            Duration::MAX,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(60)
     }
 
     #[test]
-    fn tail_keeps_last_report() {
-        let mut data = vec![7u8; 1000];
+    fn trailer_is_found_after_data() {
+        let mut data = vec![SERVER_FILL; 1000];
         let rep = Report {
             bytes: 1,
             elapsed: Duration::from_secs(1),
             total: 2,
         };
         data.extend_from_slice(&rep.encode());
-        let (n, tail) = drain_tail(&mut &data[..]).unwrap();
-        assert_eq!(n, 1032);
-        assert_eq!(Report::decode(&tail).unwrap(), rep);
-        // Reads shorter than the report still leave exactly its bytes.
+        let mut f = Framer::new(100, SERVER_FILL);
+        assert_eq!(read_trailer(&mut &data[..], &mut f, far()).unwrap(), 1000);
+        assert_eq!(Report::decode(f.trailer()).unwrap(), rep);
+        // Reads shorter than the report still leave exactly its bytes, and nothing past
+        // the trailer is read.
         struct Dribble<'a>(&'a [u8]);
         impl Read for Dribble<'_> {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -739,8 +853,18 @@ mod tests {
                 Ok(n)
             }
         }
-        let (_, tail) = drain_tail(&mut Dribble(&data)).unwrap();
-        assert_eq!(Report::decode(&tail).unwrap(), rep);
+        data.extend_from_slice(b"more");
+        let mut d = Dribble(&data);
+        let mut f = Framer::new(100, SERVER_FILL);
+        assert_eq!(read_trailer(&mut d, &mut f, far()).unwrap(), 1000);
+        assert_eq!(Report::decode(f.trailer()).unwrap(), rep);
+        assert_eq!(d.0, b"more");
+        // A truncated trailer, or one still missing at the deadline, is an error.
+        let mut f = Framer::new(100, SERVER_FILL);
+        assert!(read_trailer(&mut &data[..1010], &mut f, far()).is_err());
+        let past = Instant::now();
+        let mut f = Framer::new(100, SERVER_FILL);
+        assert!(read_trailer(&mut &data[..], &mut f, past).is_err());
     }
 
     #[test]
