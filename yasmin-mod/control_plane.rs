@@ -1063,6 +1063,20 @@ extern "C" fn yasmin_debugfs_scribble(port: c_uint) -> c_int {
     0
 }
 
+/// debugfs `peers` (called by glue.c): data counters per peer domain.
+///
+/// # Safety
+///
+/// `buf` is valid for writes of `len` bytes.
+#[no_mangle]
+unsafe extern "C" fn yasmin_debugfs_peers(buf: *mut c_char, len: usize) -> c_long {
+    // SAFETY: guaranteed by the caller (a kmalloc'd buffer of `len` bytes).
+    let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
+    let mut w = SliceWriter { buf: out, at: 0 };
+    let _ = crate::peer_stats::write(&mut w);
+    w.at as c_long
+}
+
 /// debugfs `profile` read (called by glue.c): the data-path stage counters.
 ///
 /// # Safety

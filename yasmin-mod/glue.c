@@ -7,10 +7,12 @@
 #include <linux/workqueue.h>
 #include <linux/debugfs.h>
 #include <linux/seq_file.h>
+#include <linux/timex.h>
 #include <linux/uaccess.h>
 #include <asm/xen/hypercall.h>
 #include <asm/xen/page.h>
 #include "glue.h"
+#include <linux/timex.h>
 
 unsigned int yasmin_param_ring_pages = 128;
 module_param_named(ring_pages, yasmin_param_ring_pages, uint, 0444);
@@ -199,6 +201,12 @@ static int stats_show(struct seq_file *m, void *v)
 }
 DEFINE_SHOW_ATTRIBUTE(stats);
 
+static int peers_show(struct seq_file *m, void *v)
+{
+	return show_from_rust(m, yasmin_debugfs_peers);
+}
+DEFINE_SHOW_ATTRIBUTE(peers);
+
 /* A write-only file taking one decimal number that Rust acts on. */
 static ssize_t uint_to_rust(const char __user *ubuf, size_t len,
 			    int (*apply)(unsigned int))
@@ -251,9 +259,9 @@ static const struct file_operations profile_fops = {
 	.write = profile_write,
 };
 
-u64 yasmin_clock_ns(void)
+u64 yasmin_clock_cycles(void)
 {
-	return ktime_get_ns();
+	return get_cycles();
 }
 
 /* Test hook: corrupt the ring header of the socket with this local port. */
@@ -267,6 +275,7 @@ void yasmin_debugfs_init(void)
 	yasmin_dbg_dir = debugfs_create_dir("yasmin", NULL);
 	debugfs_create_file("pairs", 0444, yasmin_dbg_dir, NULL, &pairs_fops);
 	debugfs_create_file("stats", 0444, yasmin_dbg_dir, NULL, &stats_fops);
+	debugfs_create_file("peers", 0444, yasmin_dbg_dir, NULL, &peers_fops);
 	debugfs_create_file("connect", 0200, yasmin_dbg_dir, NULL, &connect_fops);
 	debugfs_create_file("scribble_tx_port", 0200, yasmin_dbg_dir, NULL, &scribble_fops);
 	debugfs_create_file("profile", 0600, yasmin_dbg_dir, NULL, &profile_fops);

@@ -76,10 +76,13 @@ long yasmin_debugfs_stats(char *buf, size_t len);
 int yasmin_debugfs_connect(unsigned int domid);
 int yasmin_debugfs_scribble(unsigned int port);
 long yasmin_debugfs_profile(char *buf, size_t len);
+long yasmin_debugfs_peers(char *buf, size_t len);
 int yasmin_debugfs_profile_set(unsigned int on);
 
-/* ktime_get_ns() is a static inline: the data-path profile's clock. */
-u64 yasmin_clock_ns(void);
+/* get_cycles() (the TSC) is a static inline: the data-path profile's clock. A cycle
+ * counter, not ktime: under Xen PV ktime reads the PV clock, far too slow to time
+ * page-sized copies with. */
+u64 yasmin_clock_cycles(void);
 void yasmin_debugfs_init(void);
 void yasmin_debugfs_exit(void);
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Per-stage time accounting of the data path, for finding where a transfer's time goes
+//! Per-stage time accounting (in TSC cycles) of the data path, for finding where a
+//! transfer's time goes
 //! (`<debugfs>/yasmin/profile`; write 1 to reset and start, 0 to stop). Off by default:
 //! when off, each stage costs one relaxed load.
 
@@ -10,14 +11,14 @@ use crate::bindings;
 
 static ON: AtomicBool = AtomicBool::new(false);
 /// What one clock read costs (measured at start): each timed stage pays two, so a
-/// stage's own time is its total minus `2 * calls * CLOCK_NS`.
-static CLOCK_NS: AtomicU64 = AtomicU64::new(0);
+/// stage's own time is its total minus `2 * calls * CLOCK_CYCLES`.
+static CLOCK_CYCLES: AtomicU64 = AtomicU64::new(0);
 
-/// One stage: how often it ran and the nanoseconds spent in it.
+/// One stage: how often it ran and the cycles spent in it.
 pub(crate) struct Stage {
     name: &'static str,
     calls: AtomicU64,
-    ns: AtomicU64,
+    cycles: AtomicU64,
 }
 
 impl Stage {
@@ -25,7 +26,7 @@ impl Stage {
         Stage {
             name,
             calls: AtomicU64::new(0),
-            ns: AtomicU64::new(0),
+            cycles: AtomicU64::new(0),
         }
     }
 
@@ -36,12 +37,13 @@ impl Stage {
             return f();
         }
         // SAFETY: reads the monotonic clock; callable in any context.
-        let t0 = unsafe { bindings::yasmin_clock_ns() };
+        let t0 = unsafe { bindings::yasmin_clock_cycles() };
         let r = f();
         // SAFETY: as above.
-        let t1 = unsafe { bindings::yasmin_clock_ns() };
+        let t1 = unsafe { bindings::yasmin_clock_cycles() };
         self.calls.fetch_add(1, Ordering::Relaxed);
-        self.ns.fetch_add(t1.wrapping_sub(t0), Ordering::Relaxed);
+        self.cycles
+            .fetch_add(t1.wrapping_sub(t0), Ordering::Relaxed);
         r
     }
 
@@ -81,38 +83,43 @@ pub(crate) fn set(on: bool) {
     if on {
         for s in ALL {
             s.calls.store(0, Ordering::Relaxed);
-            s.ns.store(0, Ordering::Relaxed);
+            s.cycles.store(0, Ordering::Relaxed);
         }
         const READS: u64 = 256;
         // SAFETY: reads the monotonic clock.
-        let t0 = unsafe { bindings::yasmin_clock_ns() };
+        let t0 = unsafe { bindings::yasmin_clock_cycles() };
         for _ in 0..READS {
             // SAFETY: as above.
-            core::hint::black_box(unsafe { bindings::yasmin_clock_ns() });
+            core::hint::black_box(unsafe { bindings::yasmin_clock_cycles() });
         }
         // SAFETY: as above.
-        let t1 = unsafe { bindings::yasmin_clock_ns() };
-        CLOCK_NS.store(t1.wrapping_sub(t0) / READS, Ordering::Relaxed);
+        let t1 = unsafe { bindings::yasmin_clock_cycles() };
+        CLOCK_CYCLES.store(t1.wrapping_sub(t0) / READS, Ordering::Relaxed);
     }
     ON.store(on, Ordering::Relaxed);
 }
 
-/// `<stage> <calls> <total ns> <ns per call>` lines, after `enabled` and `clock_read_ns`.
+/// `<stage> <calls> <total cycles> <cycles per call>` lines, after `enabled` and
+/// `clock_read_cycles`.
 pub(crate) fn write(w: &mut impl core::fmt::Write) -> core::fmt::Result {
     writeln!(w, "enabled {}", ON.load(Ordering::Relaxed) as u8)?;
-    writeln!(w, "clock_read_ns {}", CLOCK_NS.load(Ordering::Relaxed))?;
+    writeln!(
+        w,
+        "clock_read_cycles {}",
+        CLOCK_CYCLES.load(Ordering::Relaxed)
+    )?;
     for s in ALL {
-        let (c, ns) = (
+        let (c, cy) = (
             s.calls.load(Ordering::Relaxed),
-            s.ns.load(Ordering::Relaxed),
+            s.cycles.load(Ordering::Relaxed),
         );
         writeln!(
             w,
             "{} {} {} {}",
             s.name,
             c,
-            ns,
-            ns.checked_div(c).unwrap_or(0)
+            cy,
+            cy.checked_div(c).unwrap_or(0)
         )?;
     }
     Ok(())

@@ -14,6 +14,7 @@ use crate::bindings::{self, msghdr, sock, sockaddr_vm, vsock_sock, vsock_transpo
 use crate::control::paths;
 use crate::control::wire::{self, ConnId, Msg, RingRef};
 use crate::control_plane::{self, with_plane};
+use crate::peer_stats::{self, PeerStats};
 use crate::profile;
 use crate::socket_ring::{RxRing, TxRing};
 use crate::xen::EventChannel;
@@ -69,6 +70,8 @@ pub(crate) struct SockState {
     registered: bool,
     /// The peer released its socket (its CLOSE arrived): we still answer with ours.
     peer_closed: bool,
+    /// The peer's counters (set, with `peer`, before the event channel is bound).
+    stats: &'static PeerStats,
     /// Test hook armed on this socket: every write leaves its ring header corrupted.
     scribbling: bool,
     evt: Option<EventChannel>,
@@ -117,12 +120,22 @@ fn notify(st: &SockState) {
     if let Some(e) = st.evt.as_ref() {
         profile::NOTIFY.time(|| e.notify());
         SIGNALS_SENT.fetch_add(1, Ordering::Relaxed);
+        PeerStats::add(&st.stats.signals_sent, 1);
     }
 }
 
 /// Per-socket event channel interrupt: wake readers, writers and pollers.
 unsafe extern "C" fn on_sock_event(_irq: c_int, cookie: *mut c_void) -> bindings::irqreturn_t {
     SIGNALS_RECEIVED.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: the socket state outlives its bound event channel, and `stats` is written
+    // before the channel is bound and never again: a plain read of that one field.
+    // No reference to the state is formed: the locked owner may be using it.
+    unsafe {
+        let st = (*vsk_of(cookie.cast())).trans.cast::<SockState>();
+        if !st.is_null() {
+            PeerStats::add(&core::ptr::addr_of!((*st).stats).read().signals_received, 1);
+        }
+    }
     // SAFETY: `cookie` is the socket the channel was bound for; the channel is unbound
     // (waiting for this handler) before the socket can be freed.
     profile::IRQ.time(|| unsafe { bindings::yasmin_sk_wake(cookie.cast()) });
@@ -142,6 +155,7 @@ unsafe fn set_reset(sk: *mut sock, errno: i32) {
         (*sk).__sk_common.skc_state = bindings::TCP_CLOSE as u8;
         (*vsk_of(sk)).peer_shutdown = bindings::SHUTDOWN_MASK;
         if let Some(st) = state(vsk_of(sk)) {
+            PeerStats::add(&st.stats.resets, 1);
             st.registered = false;
             st.release_rings();
         }
@@ -229,6 +243,7 @@ unsafe extern "C" fn t_init(vsk: *mut vsock_sock, psk: *mut vsock_sock) -> c_int
             token: 0,
             registered: false,
             peer_closed: false,
+            stats: peer_stats::none(),
             scribbling: false,
             evt: None,
             tx: None,
@@ -344,6 +359,7 @@ unsafe extern "C" fn t_connect(vsk: *mut vsock_sock) -> c_int {
     let Some(st) = (unsafe { state(vsk) }) else {
         return EINVAL.to_errno();
     };
+    st.stats = peer_stats::of(peer);
     let pages = ring_pages_for(buf);
     let tx = match TxRing::new(peer, pages) {
         Ok(t) => t,
@@ -375,6 +391,7 @@ unsafe extern "C" fn t_connect(vsk: *mut vsock_sock) -> c_int {
         Some(Ok(())) => {
             st.registered = true;
             CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+            PeerStats::add(&st.stats.connections, 1);
             0
         }
         r => {
@@ -432,6 +449,7 @@ unsafe fn dequeue(vsk: *mut vsock_sock, msg: *mut msghdr, len: usize, flags: c_i
                 notify(st);
             }
             BYTES_RECEIVED.fetch_add(t.bytes as u64, Ordering::Relaxed);
+            PeerStats::add(&st.stats.bytes_received, t.bytes as u64);
             if t.bytes == 0 && len > 0 && rx_has_data(st) {
                 return EFAULT.to_errno() as isize;
             }
@@ -478,6 +496,7 @@ unsafe fn enqueue(vsk: *mut vsock_sock, msg: *mut msghdr, len: usize) -> isize {
                 notify(st);
             }
             BYTES_SENT.fetch_add(t.bytes as u64, Ordering::Relaxed);
+            PeerStats::add(&st.stats.bytes_sent, t.bytes as u64);
             if st.scribbling {
                 // The producer stores its own index on every write: corrupt it again.
                 if let Some(tx) = st.tx.as_ref() {
@@ -959,6 +978,8 @@ unsafe fn child_rings(
     // SAFETY: locked new socket of ours.
     let st = unsafe { state(vchild) }.ok_or(wire::RESET_NO_MEMORY)?;
     st.peer = peer;
+    st.stats = peer_stats::of(peer);
+    PeerStats::add(&st.stats.connections, 1);
     st.token = token;
     st.rx = Some(RxRing::map(peer, ring.dir_gref, ring.pages).map_err(|_| wire::RESET_BAD_RING)?);
     // SAFETY: locked socket.

@@ -19,6 +19,7 @@ mod cid;
 #[allow(dead_code, unreachable_pub)] // Shared with userspace; the module uses part of it.
 mod control;
 mod control_plane;
+mod peer_stats;
 mod profile;
 #[path = "../ring/src/ring.rs"]
 #[allow(dead_code, unreachable_pub)] // The transport uses only part of the ring API.

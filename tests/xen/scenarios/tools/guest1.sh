@@ -12,6 +12,8 @@ yasmin-xs write "$SHARED_XS/sum1" "$sum"
 check barrier-socat-listening barrier socat-listening 120
 check socat-vsock-connect-send timeout 120 socat -u FILE:/tmp/send.bin "VSOCK-CONNECT:$PEER_CID:5000"
 check bytes-went-over-yasmin test "$(stat bytes_sent)" -ge 4194304
+check per-peer-bytes-counted sh -c "[ \$(awk -v p=$PEER_DOMID '\$1 == p { print \$4 }' /sys/kernel/debug/yasmin/peers) -ge 4194304 ]"
+sed 's/^/# peers: /' /sys/kernel/debug/yasmin/peers
 check barrier-socat-done barrier socat-done 120
 
 # Other direction, ncat: we listen, guest 2 connects.
