@@ -4,76 +4,14 @@
 
 mod common;
 
-use common::assert_success;
+use common::{assert_success, Server, BIN};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_yasmin-bench");
-
-/// A server child, killed when dropped.
-struct Server {
-    child: Child,
-    log: Option<thread::JoinHandle<String>>,
-}
-
-impl Server {
-    fn start(listen: &str, extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["server", "--listen", listen])
-            .args(extra)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn server");
-        // Wait for "listening", then keep draining so the server never blocks on stderr.
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut first = String::new();
-        err.read_line(&mut first).expect("server stderr");
-        assert!(first.contains("listening on"), "server said {first:?}");
-        let log = thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = err.read_to_string(&mut rest);
-            rest
-        });
-        Server {
-            child,
-            log: Some(log),
-        }
-    }
-
-    /// Waits (bounded) for the server to exit by itself.
-    fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let end = Instant::now() + within;
-        while Instant::now() < end {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return Some(st);
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn log(&mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.log
-            .take()
-            .map(|h| h.join().unwrap())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -6,19 +6,18 @@
 
 mod common;
 
-use common::assert_success;
+use common::{assert_success, Server, BIN};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_yasmin-bench");
 /// Longest a client run of this file may take (each takes about 1.5 s).
 const RUN_LIMIT: Duration = Duration::from_secs(20);
 
@@ -109,64 +108,6 @@ fn pump(mut from: UnixStream, mut to: UnixStream, on_eof: OnEof) {
                 return;
             }
         }
-    }
-}
-
-/// A server child, killed when dropped.
-struct Server {
-    child: Child,
-    log: Option<thread::JoinHandle<String>>,
-}
-
-impl Server {
-    fn start(listen: &str, extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["server", "--listen", listen, "--timeout-slack", "5"])
-            .args(extra)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn server");
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut first = String::new();
-        err.read_line(&mut first).expect("server stderr");
-        assert!(first.contains("listening on"), "server said {first:?}");
-        let log = thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = err.read_to_string(&mut rest);
-            rest
-        });
-        Server {
-            child,
-            log: Some(log),
-        }
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let end = Instant::now() + within;
-        while Instant::now() < end {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return Some(st);
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn log(&mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.log
-            .take()
-            .map(|h| h.join().unwrap())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -268,7 +209,10 @@ fn run_through(relay: &Relay, kind: &str, direction: Option<&str>) {
 
 fn every_mode_through(on_eof: OnEof, tag: &str) {
     let sock = tmp(&format!("{tag}-server.sock"));
-    let mut server = Server::start(&format!("unix:{}", sock.display()), &[]);
+    let mut server = Server::start(
+        &format!("unix:{}", sock.display()),
+        &["--timeout-slack", "5"],
+    );
     let relay = Relay::start(&tmp(&format!("{tag}-relay.sock")), sock, on_eof);
     // Runs one after the other through the one relay: each needs every connection of
     // the previous one (data connections, then quit) to have been closed by both ends.
@@ -311,7 +255,10 @@ fn once_server_exits_through_the_relay() {
         (OnEof::Ignore, "once-ignore"),
     ] {
         let sock = tmp(&format!("{tag}-server.sock"));
-        let mut server = Server::start(&format!("unix:{}", sock.display()), &["--once"]);
+        let mut server = Server::start(
+            &format!("unix:{}", sock.display()),
+            &["--once", "--timeout-slack", "5"],
+        );
         let relay = Relay::start(&tmp(&format!("{tag}-relay.sock")), sock, on_eof);
         run_through(&relay, "stream", Some("duplex"));
         let st = server.wait_exit(Duration::from_secs(5));
