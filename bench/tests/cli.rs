@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{assert_success, Server, BIN};
-use serde_json::Value;
+use common::{assert_success, positive, records, Server, BIN};
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -35,21 +34,6 @@ fn client(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run client")
-}
-
-fn records(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-fn positive(r: &Value, k: &str) -> f64 {
-    let v = r[k]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{k} missing in {r}"));
-    assert!(v > 0.0, "{k} = {v} in {r}");
-    v
 }
 
 /// One client run of `kind` (and `direction`) with 2 connections, checked record by record

@@ -6,8 +6,7 @@
 
 mod common;
 
-use common::{assert_success, Server, BIN};
-use serde_json::Value;
+use common::{assert_success, positive, records, Server, BIN};
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -143,22 +142,6 @@ fn client(args: &[&str]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn records(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-fn positive(r: &Value, k: &str) -> f64 {
-    let v = r[k]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{k} missing in {r}"));
-    assert!(v > 0.0, "{k} = {v} in {r}");
-    v
-}
-
 const SIZES: [u64; 2] = [1, 65536];
 
 /// One client run (two message sizes, then the quit connection) through `relay`.
@@ -185,7 +168,7 @@ fn run_through(relay: &Relay, kind: &str, direction: Option<&str>) {
     assert_success(&out);
     let took = start.elapsed();
     assert!(took < Duration::from_secs(8), "{args:?} took {took:?}");
-    let recs = records(&out);
+    let recs = records(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(recs.len(), SIZES.len(), "{recs:?}");
     for (r, size) in recs.iter().zip(SIZES) {
         assert_eq!(r["kind"], kind);

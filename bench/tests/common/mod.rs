@@ -2,6 +2,7 @@
 //! Helpers shared by the `yasmin-bench` integration tests (each test file uses a part).
 #![allow(dead_code)]
 
+use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
@@ -76,4 +77,21 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The JSON records (one per non-empty line) of a client's output.
+pub fn records(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Field `k` of record `r`, which must be a positive number.
+pub fn positive(r: &Value, k: &str) -> f64 {
+    let v = r[k]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{k} missing in {r}"));
+    assert!(v > 0.0, "{k} = {v} in {r}");
+    v
 }
