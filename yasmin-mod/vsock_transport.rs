@@ -515,10 +515,27 @@ unsafe fn enqueue(vsk: *mut vsock_sock, msg: *mut msghdr, len: usize) -> isize {
     }
 }
 
+/// The peer closed its ring and everything in it has been read: that is its SHUT_WR, even
+/// before its CLOSE message (which travels on the slower control channel) arrives, so
+/// that readers see EOF rather than `EAGAIN` after poll said readable.
+///
+/// # Safety
+///
+/// `vsk` is one of our sockets, locked.
+unsafe fn peer_done_writing(vsk: *mut vsock_sock) {
+    // SAFETY: locked socket.
+    unsafe { (*vsk).peer_shutdown |= bindings::SEND_SHUTDOWN };
+}
+
 unsafe extern "C" fn t_has_data(vsk: *mut vsock_sock) -> i64 {
     // SAFETY: called with the socket locked.
     match unsafe { state(vsk) }.and_then(|s| s.rx.as_mut()) {
         Some(rx) => match rx.cons.readable() {
+            Ok(0) if rx.cons.producer_closed() => {
+                // SAFETY: locked socket of ours.
+                unsafe { peer_done_writing(vsk) };
+                0
+            }
             Ok(n) => n as i64,
             // SAFETY: locked socket of ours.
             Err(_) => (unsafe { corrupted(vsk) }) as i64,
@@ -569,7 +586,11 @@ unsafe extern "C" fn t_poll_in(vsk: *mut vsock_sock, target: usize, ready: *mut 
                 Ok(_) => rx.cons.arm_readable().unwrap_or(0),
                 Err(_) => return corrupted(vsk),
             };
-            *ready = now >= target || rx.cons.producer_closed();
+            let closed = rx.cons.producer_closed();
+            if closed && now == 0 {
+                peer_done_writing(vsk);
+            }
+            *ready = now >= target || closed;
         }
     }
     0
