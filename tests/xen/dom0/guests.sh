@@ -38,9 +38,16 @@ guest_spawn() {
 # withdrawing its offer shows it has reset the pair and its sockets). Records case CASE
 # (ok if within 2 s) and prints the timings.
 destroy_and_time() {
-    local name=$1 node=$2 case=$3 t0 withdrawn= released reaction info xlpid
+    local name=$1 node=$2 case=$3 t0 withdrawn= released reaction info xlpid domid watcher
+    domid=$(xl domid "$name")
     rm -f /tmp/released-"$name"
-    ( xenstore-watch -n 2 @releaseDomain >/dev/null && date +%s%N > /tmp/released-"$name" ) &
+    # @releaseDomain fires for every domain (other guests of the scenario too): the time
+    # is the first event after which this domain no longer exists.
+    ( xenstore-watch @releaseDomain | while read -r _; do
+          t=$(date +%s%N)   # when the event came, not when xl answered
+          xl domname "$domid" >/dev/null 2>&1 || { echo "$t" > /tmp/released-"$name"; break; }
+      done ) &
+    watcher=$!
     sleep 0.5   # the watch is registered (it fires once at once)
     t0=$(date +%s%N)
     # `xl destroy` blocks for seconds under TCG: poll while it runs.
@@ -51,6 +58,8 @@ destroy_and_time() {
     done
     wait "$xlpid"
     for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s /tmp/released-"$name" ] && break; sleep 0.2; done
+    pkill -f "xenstore-watch @releaseDomain" 2>/dev/null
+    kill "$watcher" 2>/dev/null
     released=$(( ($(cat /tmp/released-"$name" 2>/dev/null || echo 0) - t0) / 1000000 ))
     reaction=$(( ${withdrawn:-999999} - released ))
     info="domain released at ${released} ms, $node gone at ${withdrawn:-?} ms (${reaction} ms after the release)"
