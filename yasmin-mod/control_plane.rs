@@ -782,6 +782,12 @@ impl Plane {
                 pr_info!("XenStore area ready (generation {})\n", gen);
             }
             self.gen = Some(gen);
+            // We hear notices now (the watch on `Y(self)` is set): say so, so that the
+            // watcher relays offers and requests to us instead of refusing them.
+            let up = paths::up_node(self.domid);
+            if let Err(e) = xen::xs_write(up.as_str(), paths::fmt_gen(gen).as_bytes()) {
+                pr_err!("writing {} failed ({:?}): peers cannot reach us\n", up.as_str(), e);
+            }
         }
         for kind in [Kind::Notify, Kind::Gone] {
             let mut names: KVec<u16> = KVec::new();
@@ -1153,6 +1159,9 @@ impl ControlPlane {
         cp.watch = Some(Watch::new(paths::root(domid).as_str(), on_watch)?);
         // SAFETY: creates the module's debugfs files (failures are not fatal in debugfs).
         unsafe { bindings::yasmin_debugfs_init() };
+        // First scan now, not from the work item: once insmod returns, `up` is written (if
+        // the area is ready) and a peer's connect finds us.
+        cp.plane.lock().run();
         kick();
         Ok(cp)
     }
@@ -1166,6 +1175,10 @@ impl Drop for ControlPlane {
         self.watch = None; // unregistered: no more watch callbacks
         {
             let mut g = self.plane.lock();
+            if g.gen.is_some() {
+                // First, so that the watcher stops relaying to us; then GOODBYE.
+                let _ = xen::xs_rm(paths::up_node(g.domid).as_str());
+            }
             g.stop_all(); // GOODBYE to every peer; all ports unbound, pages revoked/unmapped
             g.stopping = true;
         }

@@ -405,6 +405,15 @@ impl Watcher {
         Ok(())
     }
 
+    /// Whether live domain `p`'s module is loaded: `Y(p)/up` holds p's generation.
+    fn is_up(&mut self, xs: &mut impl Store, p: u16) -> Result<bool> {
+        let Some(gen) = self.domains.get(&p).map(|i| i.gen) else {
+            return Ok(false);
+        };
+        let up = read_opt(xs, paths::up_node(p).as_str())?.and_then(|v| parse_gen(&v));
+        Ok(up == Some(gen))
+    }
+
     /// Handles one watch event. `now_ms` drives the per-domain log rate limit.
     pub fn on_event(
         &mut self,
@@ -437,14 +446,22 @@ impl Watcher {
                 kind: Kind::Offer | Kind::Req,
                 peer,
             }) if dom == d => {
-                if peer == d || !self.domains.contains_key(&peer) {
-                    self.log_dom(
-                        d,
-                        format!("domain {d}: {path}: no such peer domain, not relayed"),
-                    );
+                let why = if peer == d || !self.domains.contains_key(&peer) {
+                    Some("no such peer domain")
+                } else if !self.is_up(xs, peer)? {
+                    Some("peer has no YASMIN loaded")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
                     // Tell d at once (a `gone` of generation 0), so that a connect to a
-                    // domain that does not exist fails now instead of timing out.
-                    if peer != d && read_opt(xs, path)?.is_some() {
+                    // domain that does not exist or does not run YASMIN fails now
+                    // instead of timing out. (A removal needs no answer.)
+                    let exists = read_opt(xs, path)?.is_some();
+                    if exists {
+                        self.log_dom(d, format!("domain {d}: {path}: {why}, not relayed"));
+                    }
+                    if peer != d && exists {
                         let gone = paths::peer_node(d, Kind::Gone, peer);
                         let zero = paths::GEN_NO_SUCH_DOMAIN.to_string();
                         if let Err(e) = xs.write(gone.as_str(), zero.as_bytes()) {

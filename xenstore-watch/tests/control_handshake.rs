@@ -207,6 +207,77 @@ fn connecting_to_a_domain_that_does_not_exist_fails_at_once() {
 }
 
 #[test]
+fn connecting_to_a_domain_without_yasmin_fails_at_once() {
+    let mut w = World::new(&[1, 2, 3]);
+    // 1 and 3 exist but their modules are unloaded: 2 is acceptor towards 1 and offerer
+    // towards 3.
+    w.unload(1);
+    w.unload(3);
+    assert!(!w.exists(paths::up_node(1).as_str()));
+    w.connect(2, 1);
+    w.connect(2, 3);
+    w.settle();
+    let g = w.guest(2);
+    for p in [1, 3] {
+        assert_eq!(g.state(p), State::Idle, "2 -> {p}");
+        assert!(
+            g.downs.contains(&p),
+            "2 -> {p}: down without waiting for the timeout"
+        );
+    }
+    for p in [1, 3] {
+        for kind in [Kind::Offer, Kind::Req, Kind::Gone] {
+            assert!(
+                !w.exists(paths::peer_node(2, kind, p).as_str()),
+                "{kind:?}/{p} left"
+            );
+        }
+        assert!(!w.exists(paths::peer_node(p, Kind::Notify, 2).as_str()));
+    }
+    assert_eq!(w.xen.live_pages(), 0);
+    // Loaded again, both are reachable.
+    w.load(1);
+    w.load(3);
+    w.settle();
+    w.connect(2, 1);
+    w.connect(2, 3);
+    w.settle();
+    assert!(w.connected(1, 2));
+    assert!(w.connected(2, 3));
+}
+
+#[test]
+fn unload_of_a_connected_peer_then_connect_fails_at_once() {
+    let mut w = World::new(&[1, 2]);
+    w.connect(1, 2);
+    w.settle();
+    assert!(w.connected(1, 2));
+    w.unload(2);
+    assert_eq!(w.guest(1).state(2), State::Idle);
+    assert_eq!(w.xen.live_pages(), 0);
+    let downs = w.guest(1).downs.len();
+    w.connect(1, 2);
+    w.settle();
+    assert_eq!(w.guest(1).state(2), State::Idle);
+    assert_eq!(w.guest(1).downs.len(), downs + 1);
+    assert_eq!(w.xen.live_pages(), 0);
+}
+
+#[test]
+fn a_stale_up_node_is_not_believed() {
+    let mut w = World::new(&[1, 2]);
+    w.unload(2);
+    // An `up` that does not hold 2's generation (e.g. written by an old incarnation's
+    // tooling) does not count.
+    let mut c2 = Conn::new(&w.model, 2);
+    c2.write(paths::up_node(2).as_str(), b"7").unwrap();
+    w.connect(1, 2);
+    w.settle();
+    assert_eq!(w.guest(1).state(2), State::Idle);
+    assert!(!w.exists(paths::peer_node(2, Kind::Notify, 1).as_str()));
+}
+
+#[test]
 fn third_domain_cannot_forge_or_disturb() {
     let mut w = World::new(&[1, 2, 3]);
     w.connect(1, 2);

@@ -292,6 +292,11 @@ fn schema_paths() {
         Some(Parsed::Gen { dom: 4 })
     );
     assert_eq!(
+        parse_path(paths::up_node(4).as_bytes()),
+        Some(Parsed::Up { dom: 4 })
+    );
+    assert_eq!(parse_path(b"/local/domain/4/data/yasmin/up/1"), None);
+    assert_eq!(
         parse_path(b"/local/domain/4/data/yasmin/notify"),
         Some(Parsed::KindDir {
             dom: 4,

@@ -107,6 +107,7 @@ proptest! {
         let mut all = vec![
             paths::root(d),
             paths::gen_node(d),
+            paths::up_node(d),
             paths::ipv4_node(d),
             ipmap_node(ip),
         ];

@@ -185,6 +185,13 @@ pub fn gen_node(d: u16) -> PathBuf {
     fmt_path(format_args!("/local/domain/{d}/data/yasmin/gen"))
 }
 
+/// `Y(d)/up`: written by d's module (value: d's generation) once it watches its
+/// `notify` and `gone`, removed when it unloads. The watcher relays offers and requests
+/// only to a peer that is up.
+pub fn up_node(d: u16) -> PathBuf {
+    fmt_path(format_args!("/local/domain/{d}/data/yasmin/up"))
+}
+
 /// `Y(d)/ipv4`.
 pub fn ipv4_node(d: u16) -> PathBuf {
     fmt_path(format_args!("/local/domain/{d}/data/yasmin/ipv4"))
@@ -201,6 +208,8 @@ pub enum Parsed {
     Peer { dom: u16, kind: Kind, peer: u16 },
     /// `Y(d)/gen`.
     Gen { dom: u16 },
+    /// `Y(d)/up`.
+    Up { dom: u16 },
     /// `Y(d)/ipv4`.
     Ipv4 { dom: u16 },
 }
@@ -219,6 +228,7 @@ pub fn parse_path(path: &[u8]) -> Option<Parsed> {
     let (name, rest) = split_seg(rest);
     match (name, rest) {
         (b"gen", None) => return Some(Parsed::Gen { dom }),
+        (b"up", None) => return Some(Parsed::Up { dom }),
         (b"ipv4", None) => return Some(Parsed::Ipv4 { dom }),
         _ => {}
     }

@@ -582,13 +582,16 @@ fn node_err(e: &Error) -> NodeError {
 }
 
 impl Guest {
-    /// Loads the module: reads `gen` and watches `notify` and `gone`.
+    /// Loads the module: reads `gen`, watches `notify` and `gone`, writes `up`.
     pub fn load(model: &Rc<RefCell<Model>>, dom: u16) -> Guest {
         let mut conn = Conn::new(model, dom);
         let gen = parse_gen(&conn.read(paths::gen_node(dom).as_str()).expect("gen")).unwrap();
         conn.watch(paths::kind_dir(dom, Kind::Notify).as_str(), "notify")
             .unwrap();
         conn.watch(paths::kind_dir(dom, Kind::Gone).as_str(), "gone")
+            .unwrap();
+        // Up only once it hears notices: the watcher relays to it from now on.
+        conn.write(paths::up_node(dom).as_str(), gen.to_string().as_bytes())
             .unwrap();
         Guest {
             dom,
@@ -808,6 +811,18 @@ impl World {
     pub fn load(&mut self, d: u16) {
         let g = Guest::load(&self.model, d);
         self.guests.insert(d, g);
+    }
+
+    /// Unloads guest `d`'s module as `rmmod` does: `up` removed first (no more relays
+    /// to it), then GOODBYE on every pair.
+    pub fn unload(&mut self, d: u16) {
+        let mut g = self.guests.remove(&d).unwrap();
+        let _ = g.conn.rm(paths::up_node(d).as_str());
+        let peers: Vec<u16> = g.pairs.keys().copied().collect();
+        for p in peers {
+            g.feed(&mut self.xen, p, Event::Shutdown, self.now);
+        }
+        self.settle();
     }
 
     pub fn guest(&mut self, d: u16) -> &mut Guest {

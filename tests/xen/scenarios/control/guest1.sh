@@ -8,6 +8,7 @@ d2=$PEER_DOMID
 mark_kernel_log
 check module-loaded insmod /yasmin/yasmin.ko
 check area-ready retry 30 grep -q "^domid $SELF_DOMID .* generation [1-9]" /sys/kernel/debug/yasmin/pairs
+check up-published sh -c "test \"\$(yasmin-xs read $Y/up)\" = \"\$(yasmin-xs read $Y/gen)\""
 check barrier-loaded barrier loaded 120
 
 # Guest 2 (the acceptor) asks; we offer; both ends come up.
@@ -53,6 +54,7 @@ check restarted-peer-unloaded xs_wait unloaded-guest2b 120
 check channel-down-after-peer-unload retry 10 pair_state_is "$d2b" idle
 
 check module-unloaded rmmod yasmin
+check up-removed-on-unload sh -c "! yasmin-xs read $Y/up 2>/dev/null"
 check offers-cleaned-on-unload eval '[ -z "$(yasmin-xs ls $Y/offer 2>/dev/null)" ]' 
 check unload-logged eval 'kernel_log_since_mark | grep -q "yasmin: unloaded"' 
 kernel_log_since_mark | grep yasmin | sed 's/^/# /'

@@ -45,6 +45,11 @@ check connect-to-absent-domain-unreachable connect_error absent 200 5000 'No rou
 # Nobody listens on this port of guest 2: ECONNRESET, as other vsock transports report.
 check connect-to-closed-port-reset connect_error closed "$PEER_CID" 5999 'Connection reset by peer'
 check barrier-probes-done barrier probes-done 120
+# Guest 2 still runs but has unloaded YASMIN: the watcher refuses to relay to it, connect
+# fails at once with EHOSTUNREACH (not ETIMEDOUT after the 2 s connect timeout).
+check peer-unloaded xs_wait guest2-unloaded 120
+check connect-to-domain-without-yasmin-unreachable connect_error nomod "$PEER_CID" 5000 'No route to host'
+xs_signal unloaded-probed
 sleep 1
 check grants-back-to-baseline retry 10 sh -c "[ \$(awk '\$1==\"grant_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) -le 1 ]"
 check mapped-back-to-baseline retry 10 sh -c "[ \$(awk '\$1==\"mapped_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) = 0 ]"

@@ -22,4 +22,7 @@ check barrier-probes-done barrier probes-done 300
 check grants-back-to-baseline retry 10 sh -c "[ \$(awk '\$1==\"grant_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) -le 1 ]"
 cat /sys/kernel/debug/yasmin/stats | sed 's/^/# stats: /'
 check module-unloaded retry 10 rmmod yasmin
+# Stay up, without YASMIN, while guest 1 connects to us.
+xs_signal guest2-unloaded
+check peer-probed-unloaded xs_wait unloaded-probed 120
 kernel_log_since_mark | grep yasmin | sed 's/^/# /'

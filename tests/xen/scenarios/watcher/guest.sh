@@ -23,6 +23,14 @@ if [ "$SELF_DOMID" -lt "$PEER_DOMID" ]; then
 else
     node=$Y/req/$PEER_DOMID value="1 $gen 0"
 fi
+# The peer has not said `up` yet (no module): not relayed, we hear "gone 0" at once.
+check publish-before-peer-up sh -c "$xs write $node '$value'"
+check refused-while-peer-not-up sh -c "test \"\$($xs wait $Y/gone/$PEER_DOMID --timeout 30)\" = 0"
+$xs rm "$Y/gone/$PEER_DOMID"
+check barrier-refused barrier refused 120
+# Now both play a loaded module: `up` holds our generation, and the publication is relayed.
+check up-written $xs write "$Y/up" "$gen"
+check barrier-up barrier up 120
 check publish sh -c "$xs write $node '$value' && $xs set-perms $node n$SELF_DOMID r$PEER_DOMID"
 check notify-relayed sh -c "$xs wait $Y/notify/$PEER_DOMID --timeout 30 >/dev/null"
 if [ "$SELF_DOMID" -gt "$PEER_DOMID" ]; then
