@@ -50,3 +50,7 @@ pair_connect() { echo "$1" > /sys/kernel/debug/yasmin/connect; }
 # xs_signal NAME / xs_wait NAME [SECONDS]: one-shot flags in the scenario's shared directory.
 xs_signal() { /yasmin/bin/yasmin-xs write "$SHARED_XS/$1" 1; }
 xs_wait() { /yasmin/bin/yasmin-xs wait "$SHARED_XS/$1" --timeout "${2:-120}" >/dev/null; }
+# stat NAME: one global counter of the module (debugfs `stats`, "name value" lines).
+stat() { awk -v k="$1" '$1 == k { print $2 }' /sys/kernel/debug/yasmin/stats; }
+# stat_is NAME OP VALUE: test(1) on a counter, e.g. `retry 10 stat_is grant_pages = 0`.
+stat_is() { [ "$(stat "$1")" "$2" "$3" ]; }

@@ -6,7 +6,6 @@
 . /yasmin/lib/case.sh
 mark_kernel_log
 check module-loaded insmod /yasmin/yasmin.ko
-stat() { awk -v k="$1" '$1 == k { print $2 }' /sys/kernel/debug/yasmin/stats; }
 check barrier-serving barrier serving 120
 p=$PEER_CID
 # run_bg NAME CMD...: runs CMD in the background; /tmp/NAME.rc gets its exit status.
@@ -40,8 +39,8 @@ yasmin-xs write "$SHARED_XS/transfer-running" 1
 check transfer-fails-when-peer-dies test "$(done_rc death 300)" = 1
 check peer-death-gives-econnreset sh -c "grep -q 'os error 104' /tmp/death.log"
 sed 's/^/# death: /' /tmp/death.log
-check grants-back-to-baseline retry 10 sh -c "[ \$(awk '\$1==\"grant_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) = 0 ]"
-check mapped-back-to-baseline retry 10 sh -c "[ \$(awk '\$1==\"mapped_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) = 0 ]"
+check grants-back-to-baseline retry 10 stat_is grant_pages = 0
+check mapped-back-to-baseline retry 10 stat_is mapped_pages = 0
 sed 's/^/# stats: /' /sys/kernel/debug/yasmin/stats
 check module-unloaded retry 10 rmmod yasmin
 kernel_log_since_mark | grep yasmin | sed 's/^/# /'

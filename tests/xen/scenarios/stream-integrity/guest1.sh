@@ -4,7 +4,6 @@
 # mapping counters back at their baseline afterwards.
 . /yasmin/lib/case.sh
 check module-loaded insmod /yasmin/yasmin.ko
-stat() { awk -v k="$1" '$1 == k { print $2 }' /sys/kernel/debug/yasmin/stats; }
 check barrier-serving barrier serving 120
 t=vsock:$PEER_CID:6000
 # Warm-up: brings the pair's control channel up, so the baseline counts its page.
@@ -25,8 +24,8 @@ timeout 1500 yasmin-stream-check cycles --connect "$t" --count 2000 --bytes 4096
 check 2000-connect-transfer-close-cycles test $? = 0
 sed 's/^/# /' /tmp/cycles.log | tail -5
 check barrier-client-done barrier client-done 120
-check grants-back-to-baseline retry 20 sh -c "[ \$(awk '\$1==\"grant_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) = $base_grants ]"
-check mapped-back-to-baseline retry 20 sh -c "[ \$(awk '\$1==\"mapped_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) = $base_mapped ]"
+check grants-back-to-baseline retry 20 stat_is grant_pages = $base_grants
+check mapped-back-to-baseline retry 20 stat_is mapped_pages = $base_mapped
 sed 's/^/# stats: /' /sys/kernel/debug/yasmin/stats
 check barrier-checked barrier checked 120
 check module-unloaded retry 10 rmmod yasmin

@@ -2,7 +2,6 @@
 # connection guest 1 makes; publishes its own SHA-256 of the duplex transfer.
 . /yasmin/lib/case.sh
 check module-loaded insmod /yasmin/yasmin.ko
-stat() { awk -v k="$1" '$1 == k { print $2 }' /sys/kernel/debug/yasmin/stats; }
 yasmin-stream-check serve --listen vsock:6000 > /tmp/serve.log 2>&1 &
 srv=$!
 check barrier-serving barrier serving 120
@@ -16,8 +15,8 @@ check barrier-client-done barrier client-done 3000
 kill $srv 2>/dev/null
 check server-no-errors sh -c "! grep -q 'failed' /tmp/serve.log"
 grep -v '^listening' /tmp/serve.log | sed 's/^/# /' | head -20
-check grants-back-to-baseline retry 20 sh -c "[ \$(awk '\$1==\"grant_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) = $base_grants ]"
-check mapped-back-to-baseline retry 20 sh -c "[ \$(awk '\$1==\"mapped_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) = $base_mapped ]"
+check grants-back-to-baseline retry 20 stat_is grant_pages = $base_grants
+check mapped-back-to-baseline retry 20 stat_is mapped_pages = $base_mapped
 sed 's/^/# stats: /' /sys/kernel/debug/yasmin/stats
 check barrier-checked barrier checked 120
 check module-unloaded retry 10 rmmod yasmin

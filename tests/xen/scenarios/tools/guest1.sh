@@ -5,7 +5,6 @@
 mark_kernel_log
 check module-loaded insmod /yasmin/yasmin.ko
 check barrier-loaded barrier loaded 120
-stat() { awk -v k="$1" '$1 == k { print $2 }' /sys/kernel/debug/yasmin/stats; }
 dd if=/dev/urandom of=/tmp/send.bin bs=1024 count=4096 2>/dev/null
 sum=$(sha256sum /tmp/send.bin | cut -d' ' -f1)
 yasmin-xs write "$SHARED_XS/sum1" "$sum"
@@ -51,8 +50,8 @@ check peer-unloaded xs_wait guest2-unloaded 120
 check connect-to-domain-without-yasmin-unreachable connect_error nomod "$PEER_CID" 5000 'No route to host'
 xs_signal unloaded-probed
 sleep 1
-check grants-back-to-baseline retry 10 sh -c "[ \$(awk '\$1==\"grant_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) -le 1 ]"
-check mapped-back-to-baseline retry 10 sh -c "[ \$(awk '\$1==\"mapped_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) = 0 ]"
+check grants-back-to-baseline retry 10 stat_is grant_pages -le 1
+check mapped-back-to-baseline retry 10 stat_is mapped_pages = 0
 cat /sys/kernel/debug/yasmin/stats | sed 's/^/# stats: /'
 check module-unloaded retry 10 rmmod yasmin
 kernel_log_since_mark | grep yasmin | sed 's/^/# /'

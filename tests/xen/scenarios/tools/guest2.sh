@@ -19,7 +19,7 @@ check ncat-vsock-connect-send timeout 120 ncat --vsock --send-only "$PEER_CID" 5
 check barrier-ncat-done barrier ncat-done 120
 # Stay loaded while guest 1 probes a closed port here.
 check barrier-probes-done barrier probes-done 300
-check grants-back-to-baseline retry 10 sh -c "[ \$(awk '\$1==\"grant_pages\"{print \$2}' /sys/kernel/debug/yasmin/stats) -le 1 ]"
+check grants-back-to-baseline retry 10 stat_is grant_pages -le 1
 cat /sys/kernel/debug/yasmin/stats | sed 's/^/# stats: /'
 check module-unloaded retry 10 rmmod yasmin
 # Stay up, without YASMIN, while guest 1 connects to us.
