@@ -786,7 +786,11 @@ impl Plane {
             // watcher relays offers and requests to us instead of refusing them.
             let up = paths::up_node(self.domid);
             if let Err(e) = xen::xs_write(up.as_str(), paths::fmt_gen(gen).as_bytes()) {
-                pr_err!("writing {} failed ({:?}): peers cannot reach us\n", up.as_str(), e);
+                pr_err!(
+                    "writing {} failed ({:?}): peers cannot reach us\n",
+                    up.as_str(),
+                    e
+                );
             }
         }
         for kind in [Kind::Notify, Kind::Gone] {
