@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! yasmin-bench: one benchmark for every byte-stream transport (AF_VSOCK over YASMIN,
-//! TCP over netfront, Unix sockets, vsock loopback...) so that their numbers compare,
-//! and the record handling that the plotting tool shares. See README.md.
+//! TCP over netfront, Unix sockets, vsock loopback, Xen libvchan...) so that their numbers
+//! compare, and the record handling that the plotting tool shares. See README.md.
 
 pub mod net;
 pub mod proto;
@@ -9,3 +9,5 @@ pub mod record;
 pub mod report;
 pub mod run;
 pub mod size;
+#[cfg(feature = "vchan")]
+pub mod vchan;

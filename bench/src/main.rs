@@ -17,7 +17,7 @@ const DEFAULT_LATENCY_SIZES: &str = "1,64,1K,4K,16K,64K";
 #[derive(Parser)]
 #[command(
     name = "yasmin-bench",
-    about = "Throughput and latency of AF_VSOCK, TCP and Unix stream sockets, the same way for each"
+    about = "Throughput and latency of AF_VSOCK, TCP and Unix stream sockets and Xen libvchan, the same way for each"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -45,15 +45,18 @@ enum Cmd {
     /// Serve benchmark connections (one thread each) until killed, or with --once until
     /// the end of one client run.
     Server {
-        /// vsock:CID:PORT (CID `any` or 4294967295 to accept from any), tcp:IP:PORT or
-        /// unix:/path.
+        /// vsock:CID:PORT (CID `any` or 4294967295 to accept from any), tcp:IP:PORT,
+        /// unix:/path or vchan:CLIENT_DOMID:BASE (BASE a XenStore path of this domain that
+        /// the client's domain can read, e.g. /local/domain/<self>/data/yasmin-bench-vchan;
+        /// needs the vchan feature).
         #[arg(long)]
         listen: String,
         /// Exit when a client run ends.
         #[arg(long)]
         once: bool,
         /// Socket buffer size set on the listening socket (inherited by connections);
-        /// for vsock SO_VM_SOCKETS_BUFFER_SIZE, else SO_SNDBUF/SO_RCVBUF.
+        /// for vsock SO_VM_SOCKETS_BUFFER_SIZE, else SO_SNDBUF/SO_RCVBUF; for vchan the
+        /// size of each ring [vchan default: 64K; libxenvchan rounds it up, max 1M].
         #[arg(long, value_parser = size_arg)]
         buffer_size: Option<u64>,
         /// Pin the connection threads to this CPU.
@@ -65,7 +68,8 @@ enum Cmd {
     },
     /// Measure against a server.
     Client {
-        /// vsock:CID:PORT, tcp:IP:PORT or unix:/path.
+        /// vsock:CID:PORT, tcp:IP:PORT, unix:/path or vchan:SERVER_DOMID:BASE (the
+        /// server's BASE; needs the vchan feature).
         #[arg(long)]
         connect: String,
         #[arg(long, value_enum)]
@@ -87,7 +91,8 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         connections: u32,
         /// Set before connect: vsock SO_VM_SOCKETS_BUFFER_SIZE (selects the YASMIN ring
-        /// size), tcp/unix SO_SNDBUF and SO_RCVBUF.
+        /// size), tcp/unix SO_SNDBUF and SO_RCVBUF; ignored for vchan (the server's
+        /// --buffer-size sets its rings).
         #[arg(long, value_parser = size_arg)]
         buffer_size: Option<u64>,
         /// Name of the transport in the records (yasmin, tcp-netfront, unix,
@@ -200,6 +205,7 @@ fn run(cli: Cli) -> Result<()> {
                     Addr::Vsock { .. } => "vsock",
                     Addr::Tcp(_) => "tcp",
                     Addr::Unix(_) => "unix",
+                    Addr::Vchan { .. } => "vchan",
                 }
                 .to_string()
             });

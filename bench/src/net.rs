@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The transports behind one stream type: AF_VSOCK, TCP and Unix stream sockets.
+//! The transports behind one stream type: AF_VSOCK, TCP and Unix stream sockets, and
+//! (with the `vchan` feature) Xen libvchan.
 //!
 //! Every socket is made with raw `socket(2)` so that buffer sizes (which select the
 //! YASMIN ring size for vsock) and timeouts are set before `connect`/`listen`, the same
 //! way for each family; the descriptor is then handed to the std or `vsock` type.
+//! libvchan is not a socket: see the `vchan` module (its addresses parse either way; a
+//! build without the feature fails to connect or listen on them).
 
 use anyhow::{bail, Context, Result};
 use std::fmt;
@@ -26,12 +29,21 @@ const SO_VM_SOCKETS_BUFFER_MAX_SIZE: libc::c_int = 2;
 /// for connect and defaults to 2 s.
 const SO_VM_SOCKETS_CONNECT_TIMEOUT: libc::c_int = 6;
 
-/// `vsock:CID:PORT`, `tcp:HOST:PORT` or `unix:/path`.
+/// `vsock:CID:PORT`, `tcp:HOST:PORT`, `unix:/path` or `vchan:DOMID:BASE`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Addr {
-    Vsock { cid: u32, port: u32 },
+    Vsock {
+        cid: u32,
+        port: u32,
+    },
     Tcp(SocketAddr),
     Unix(PathBuf),
+    /// Xen libvchan to or from domain `domid` (the peer), rendezvous under the XenStore
+    /// directory `base`, which is in the *server's* tree (see [`VCHAN_BASE_MAX`]).
+    Vchan {
+        domid: u16,
+        base: String,
+    },
 }
 
 impl fmt::Display for Addr {
@@ -40,12 +52,57 @@ impl fmt::Display for Addr {
             Addr::Vsock { cid, port } => write!(f, "vsock:{cid}:{port}"),
             Addr::Tcp(sa) => write!(f, "tcp:{sa}"),
             Addr::Unix(p) => write!(f, "unix:{}", p.display()),
+            Addr::Vchan { domid, base } => write!(f, "vchan:{domid}:{base}"),
         }
     }
 }
 
-const ADDR_HELP: &str =
-    "want vsock:CID:PORT (CID a number or `any`), tcp:IP:PORT ([IPv6]:PORT) or unix:/path";
+const ADDR_HELP: &str = "want vsock:CID:PORT (CID a number or `any`), tcp:IP:PORT \
+     ([IPv6]:PORT), unix:/path or vchan:DOMID:/xenstore/base (DOMID the peer's domain, BASE \
+     an absolute XenStore path in the server's tree)";
+
+/// Size asked for each of a vchan server's two rings when no buffer size is given.
+pub const DEFAULT_VCHAN_RING: u64 = 64 << 10;
+
+/// Longest `BASE` of a `vchan:` address. libxenvchan formats `<path>/ring-ref` and
+/// `<path>/event-channel` into 64-byte buffers (truncating silently), and the path of
+/// each connection is `BASE/<seq>`: 44 bytes leave room for sequence numbers of up to 4
+/// digits; longer ones are checked when they come ([`vchan_path_fits`]).
+pub const VCHAN_BASE_MAX: usize = 44;
+/// First reserved Xen domain id (`DOMID_FIRST_RESERVED`).
+const DOMID_FIRST_RESERVED: u16 = 0x7ff0;
+
+/// Whether libxenvchan can use `path` without truncating `path/event-channel` (the longer
+/// of its two nodes) in its 64-byte buffer.
+pub fn vchan_path_fits(path: &str) -> bool {
+    path.len() + "/event-channel".len() < 64
+}
+
+/// The ring sizes libxenvchan gives for `libxenvchan_server_init(.., read_min,
+/// write_min)`, as (server read = client to server, server write = server to client):
+/// each rounds up to a power of two of at least 4 KiB, except that small rings live in
+/// the shared control page (1 KiB and 2 KiB) when both fit there. `None` above the
+/// 1 MiB maximum. Mirrors `libxenvchan_server_init` in Xen 4.17 (tools/libs/vchan).
+pub fn vchan_ring_sizes(read_min: u64, write_min: u64) -> Option<(u64, u64)> {
+    const SMALL: u64 = 1 << 10;
+    const LARGE: u64 = 1 << 11;
+    const MAX: u64 = 1 << 20;
+    if read_min > MAX || write_min > MAX {
+        return None;
+    }
+    let round = |n: u64| n.max(4096).next_power_of_two();
+    Some(if read_min <= SMALL && write_min <= LARGE {
+        (SMALL, LARGE)
+    } else if read_min <= LARGE && write_min <= SMALL {
+        (LARGE, SMALL)
+    } else if read_min <= LARGE {
+        (LARGE, round(write_min))
+    } else if write_min <= LARGE {
+        (round(read_min), LARGE)
+    } else {
+        (round(read_min), round(write_min))
+    })
+}
 
 impl Addr {
     pub fn parse(s: &str) -> Result<Addr> {
@@ -88,6 +145,36 @@ impl Addr {
                 return Err(bad());
             }
             return Ok(Addr::Unix(PathBuf::from(rest)));
+        }
+        if let Some(rest) = s.strip_prefix("vchan:") {
+            let (domid, base) = rest.split_once(':').ok_or_else(bad)?;
+            let domid: u16 = domid.parse().map_err(|_| bad())?;
+            if domid >= DOMID_FIRST_RESERVED {
+                bail!("bad address {s:?}: domain id {domid} is reserved ({ADDR_HELP})");
+            }
+            let path_ok = base.len() > 1
+                && base.starts_with('/')
+                && !base.ends_with('/')
+                && !base.contains("//")
+                && base
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/_-@.".contains(&b));
+            if !path_ok {
+                bail!(
+                    "bad address {s:?}: BASE must be an absolute XenStore path \
+                     (letters, digits, /_-@.; no trailing /) ({ADDR_HELP})"
+                );
+            }
+            if base.len() > VCHAN_BASE_MAX {
+                bail!(
+                    "bad address {s:?}: BASE is longer than {VCHAN_BASE_MAX} bytes \
+                     (libxenvchan truncates longer XenStore paths)"
+                );
+            }
+            return Ok(Addr::Vchan {
+                domid,
+                base: base.to_string(),
+            });
         }
         Err(bad())
     }
@@ -212,6 +299,7 @@ impl RawAddr {
                 unsafe { p.cast::<libc::sockaddr_un>().write(sa) };
                 (libc::AF_UNIX, std::mem::size_of_val(&sa))
             }
+            Addr::Vchan { .. } => bail!("{a} is not a socket address"),
         };
         Ok(RawAddr {
             storage,
@@ -288,15 +376,40 @@ fn set_vsock_buffer_size(fd: RawFd, size: u64) -> Result<()> {
     Ok(())
 }
 
+/// The error of a `vchan:` address in a build without the `vchan` feature.
+#[cfg(not(feature = "vchan"))]
+fn no_vchan(a: &Addr) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{a}: yasmin-bench was built without the vchan feature \
+         (build with `--features vchan`, which links Xen's libxenvchan)"
+    )
+}
+
 /// One connected stream of any family.
 pub enum Conn {
     Vsock(VsockStream),
     Tcp(TcpStream),
     Unix(UnixStream),
+    #[cfg(feature = "vchan")]
+    Vchan(crate::vchan::Stream),
 }
 
 impl Conn {
+    /// Connects within `opts.timeout` (forever if `None`). For vchan the ring sizes are
+    /// the server's: `opts.buffer_size` is ignored.
     pub fn connect(a: &Addr, opts: &SockOpts) -> Result<Conn> {
+        if let Addr::Vchan { domid, base } = a {
+            #[cfg(feature = "vchan")]
+            return Ok(Conn::Vchan(
+                crate::vchan::Stream::connect(*domid, base, opts.timeout)
+                    .with_context(|| format!("connect to {a}"))?,
+            ));
+            #[cfg(not(feature = "vchan"))]
+            {
+                let _ = (domid, base);
+                return Err(no_vchan(a));
+            }
+        }
         let ra = RawAddr::new(a)?;
         let fd = socket(ra.family, opts)?;
         // SAFETY: `ra` holds a valid address of `ra.len` bytes.
@@ -312,22 +425,33 @@ impl Conn {
             Addr::Vsock { .. } => Conn::Vsock(VsockStream::from(fd)),
             Addr::Tcp(_) => Conn::Tcp(TcpStream::from(fd)),
             Addr::Unix(_) => Conn::Unix(UnixStream::from(fd)),
+            Addr::Vchan { .. } => unreachable!("handled above"),
         })
     }
 
+    /// A second handle on the same stream (for the other direction's thread).
     pub fn try_clone(&self) -> io::Result<Conn> {
         Ok(match self {
             Conn::Vsock(s) => Conn::Vsock(s.try_clone()?),
             Conn::Tcp(s) => Conn::Tcp(s.try_clone()?),
             Conn::Unix(s) => Conn::Unix(s.try_clone()?),
+            #[cfg(feature = "vchan")]
+            Conn::Vchan(s) => Conn::Vchan(s.try_clone()),
         })
     }
 
+    /// For vchan this only wakes and stops this end's threads (the peer sees the close
+    /// when the last handle is dropped).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self {
             Conn::Vsock(s) => s.shutdown(how),
             Conn::Tcp(s) => s.shutdown(how),
             Conn::Unix(s) => s.shutdown(how),
+            #[cfg(feature = "vchan")]
+            Conn::Vchan(s) => {
+                s.shutdown(how);
+                Ok(())
+            }
         }
     }
 
@@ -346,6 +470,8 @@ impl Conn {
                 s.set_read_timeout(t)?;
                 s.set_write_timeout(t)
             }
+            #[cfg(feature = "vchan")]
+            Conn::Vchan(s) => s.set_timeout(t),
         }
     }
 
@@ -369,6 +495,8 @@ impl Read for Conn {
             Conn::Vsock(s) => s.read(buf),
             Conn::Tcp(s) => s.read(buf),
             Conn::Unix(s) => s.read(buf),
+            #[cfg(feature = "vchan")]
+            Conn::Vchan(s) => s.read(buf),
         }
     }
 }
@@ -379,6 +507,8 @@ impl Write for Conn {
             Conn::Vsock(s) => s.write(buf),
             Conn::Tcp(s) => s.write(buf),
             Conn::Unix(s) => s.write(buf),
+            #[cfg(feature = "vchan")]
+            Conn::Vchan(s) => s.write(buf),
         }
     }
 
@@ -391,12 +521,28 @@ pub enum Listener {
     Vsock(VsockListener),
     Tcp(TcpListener),
     Unix(UnixListener),
+    #[cfg(feature = "vchan")]
+    Vchan(crate::vchan::Listener),
 }
 
 impl Listener {
     /// Binds and listens; only `opts.buffer_size` matters here (accepted sockets inherit
-    /// it), timeouts are set per accepted connection.
+    /// it), timeouts are set per accepted connection. For vchan `opts.buffer_size` is the
+    /// size of both rings (default [`DEFAULT_VCHAN_RING`]), rounded as
+    /// [`vchan_ring_sizes`] says.
     pub fn bind(a: &Addr, opts: &SockOpts) -> Result<Listener> {
+        if let Addr::Vchan { domid, base } = a {
+            #[cfg(feature = "vchan")]
+            return Ok(Listener::Vchan(
+                crate::vchan::Listener::bind(*domid, base, opts.buffer_size)
+                    .with_context(|| format!("listen on {a}"))?,
+            ));
+            #[cfg(not(feature = "vchan"))]
+            {
+                let _ = (domid, base);
+                return Err(no_vchan(a));
+            }
+        }
         if let Addr::Unix(path) = a {
             // A socket file left by an earlier server would make bind fail.
             if let Ok(md) = std::fs::symlink_metadata(path) {
@@ -431,6 +577,7 @@ impl Listener {
             Addr::Vsock { .. } => Listener::Vsock(VsockListener::from(fd)),
             Addr::Tcp(_) => Listener::Tcp(TcpListener::from(fd)),
             Addr::Unix(_) => Listener::Unix(UnixListener::from(fd)),
+            Addr::Vchan { .. } => unreachable!("handled above"),
         })
     }
 
@@ -446,6 +593,11 @@ impl Listener {
                 (Conn::Tcp(s), format!("tcp:{a}"))
             }
             Listener::Unix(l) => (Conn::Unix(l.accept()?.0), "unix".to_string()),
+            #[cfg(feature = "vchan")]
+            Listener::Vchan(l) => {
+                let (s, peer) = l.accept()?;
+                (Conn::Vchan(s), peer)
+            }
         })
     }
 }
@@ -509,8 +661,87 @@ mod tests {
             "tcp:1.2.3.4:70000",
             "unix:",
             "udp:1.2.3.4:5",
+            "vchan:",
+            "vchan:3",
+            "vchan:3:",
+            "vchan:x:/a",
+            "vchan:-1:/a",
+            "vchan:65536:/a",
+            "vchan:32752:/a",
+            "vchan:3:relative/path",
+            "vchan:3:/",
+            "vchan:3:/a/",
+            "vchan:3:/a//b",
+            "vchan:3:/a b",
+            "vchan:3:/a\0b",
         ] {
             assert!(Addr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_vchan_addresses() {
+        assert_eq!(
+            Addr::parse("vchan:4:/local/domain/3/data/yasmin-bench-vchan").unwrap(),
+            Addr::Vchan {
+                domid: 4,
+                base: "/local/domain/3/data/yasmin-bench-vchan".into()
+            }
+        );
+        // dom0 and the last ordinary domain id.
+        assert!(Addr::parse("vchan:0:/a").is_ok());
+        assert!(Addr::parse("vchan:32751:/a").is_ok());
+        // BASE up to the limit, whose first endpoints' nodes still fit libxenvchan's
+        // 64-byte buffers; one more byte is refused.
+        let longest = format!("/{}", "b".repeat(VCHAN_BASE_MAX - 1));
+        let a = Addr::parse(&format!("vchan:1:{longest}")).unwrap();
+        assert!(vchan_path_fits(&format!("{longest}/9999")));
+        assert!(!vchan_path_fits(&format!("{longest}/99999")));
+        assert_eq!(a.to_string(), format!("vchan:1:{longest}"));
+        assert!(Addr::parse(&format!("vchan:1:{longest}b")).is_err());
+        // Not a socket address.
+        assert!(RawAddr::new(&a).is_err());
+    }
+
+    #[test]
+    fn vchan_paths_fit_libxenvchan_buffers() {
+        // "<path>/event-channel" plus its NUL must fit in 64 bytes.
+        assert!(vchan_path_fits(&"p".repeat(49)));
+        assert!(!vchan_path_fits(&"p".repeat(50)));
+    }
+
+    #[test]
+    fn vchan_ring_sizes_round_like_libxenvchan() {
+        // The default: 64 KiB each way, already a power of two.
+        assert_eq!(
+            vchan_ring_sizes(DEFAULT_VCHAN_RING, DEFAULT_VCHAN_RING),
+            Some((65536, 65536))
+        );
+        // Powers of two of at least one page.
+        assert_eq!(vchan_ring_sizes(5000, 70000), Some((8192, 131072)));
+        assert_eq!(vchan_ring_sizes(1 << 20, 1 << 20), Some((1 << 20, 1 << 20)));
+        // In-page rings: 1 KiB and 2 KiB when both fit, whichever way round.
+        assert_eq!(vchan_ring_sizes(1, 1), Some((1024, 2048)));
+        assert_eq!(vchan_ring_sizes(1024, 2048), Some((1024, 2048)));
+        assert_eq!(vchan_ring_sizes(2048, 1024), Some((2048, 1024)));
+        assert_eq!(vchan_ring_sizes(2048, 2048), Some((2048, 4096)));
+        assert_eq!(vchan_ring_sizes(4096, 2048), Some((4096, 2048)));
+        // Above 1 MiB libxenvchan refuses.
+        assert_eq!(vchan_ring_sizes((1 << 20) + 1, 1), None);
+        assert_eq!(vchan_ring_sizes(1, (1 << 20) + 1), None);
+    }
+
+    #[cfg(not(feature = "vchan"))]
+    #[test]
+    fn vchan_needs_the_feature() {
+        let a = Addr::parse("vchan:1:/local/domain/2/data/x").unwrap();
+        let opts = SockOpts::default();
+        for e in [
+            Conn::connect(&a, &opts).err().unwrap(),
+            Listener::bind(&a, &opts).err().unwrap(),
+        ] {
+            let msg = format!("{e:#}");
+            assert!(msg.contains("built without the vchan feature"), "{msg}");
         }
     }
 
@@ -521,6 +752,7 @@ mod tests {
             "tcp:127.0.0.1:80",
             "tcp:[::1]:9",
             "unix:/tmp/x",
+            "vchan:3:/local/domain/4/data/yasmin-bench-vchan",
         ] {
             assert_eq!(Addr::parse(s).unwrap().to_string(), s);
         }

@@ -13,9 +13,6 @@ pids="$pids $!"
 pair_connect "$PEER_DOMID"
 check pair-up retry 60 pair_state_is "$PEER_DOMID" connected
 check barrier-serving barrier serving 120
-/usr/lib/xen-4.17/bin/vchan-socket-proxy -m client "$PEER_DOMID" "/local/domain/$PEER_DOMID/data/yasmin-bench-vchan" /tmp/vchan-cli.sock > /tmp/vchan-proxy.log 2>&1 &
-pids="$pids $!"
-sleep 2
 out=/tmp/bench.json
 : > $out
 DEFAULT_RING=524288   # ring_pages=128 (the module default)
@@ -37,7 +34,9 @@ Y="--connect vsock:$PEER_CID:7000 --transport-label yasmin --ring-size $DEFAULT_
 T="--connect tcp:$PEER_IP:7001 --transport-label tcp-netfront"
 U="--connect unix:/tmp/bench.sock --transport-label unix"
 L="--connect vsock:1:7003 --transport-label vsock-loopback"
-V="--connect unix:/tmp/vchan-cli.sock --transport-label vchan"
+# libvchan directly (yasmin-bench links libxenvchan): guest 2 serves one vchan per run
+# under this XenStore base, 64 KiB rings each way (libvchan's own sizes; see bench/README).
+V="--connect vchan:$PEER_DOMID:/local/domain/$PEER_DOMID/data/ybv --transport-label vchan"
 
 run_bench memcpy-reference memcpy --msg-sizes $BENCH_STREAM_SIZES
 for t in Y T U L V; do
@@ -74,7 +73,6 @@ bench profiled-run --connect "vsock:$PEER_CID:7000" --transport-label yasmin-pro
 echo 0 > /sys/kernel/debug/yasmin/profile
 xs_signal profile-done
 sed 's/^/# profile-sender: /' /sys/kernel/debug/yasmin/profile
-sed 's/^/# vchan proxy: /' /tmp/vchan-proxy.log | tail -5
 sed 's/^/# stats: /' /sys/kernel/debug/yasmin/stats
 sed 's/^/YASMIN-BENCH /' $out
 check barrier-done barrier done 120
