@@ -13,6 +13,15 @@ RUSTC_WEB_VERSION=1.85.0+dfsg3-1~deb12u3
 BINDGEN_VERSION=0.69.5
 XEN_VERSION=4.17
 
+# Xen's development libraries for the benchmark's libvchan transport (same build as the
+# dom0 rootfs's xen-utils).
+XEN_DEV_VERSION=4.17.7+13-g2445b30a44-0+deb12u1
+
+# Userspace programs for the test bed, one build directory per checkout: cargo decides
+# freshness by file times relative to the workspace, so two checkouts sharing one target
+# directory could take each other's binaries for up to date.
+GUEST_TOOLS_DIR=$YASMIN_CACHE/guest-tools/$(printf %s "$YASMIN_ROOT" | sha256sum | cut -c1-12)
+
 BINDGEN_ROOT=$YASMIN_CACHE/tools/bindgen-$BINDGEN_VERSION
 BINDGEN=$BINDGEN_ROOT/bin/bindgen
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
