@@ -54,3 +54,14 @@ xs_wait() { /yasmin/bin/yasmin-xs wait "$SHARED_XS/$1" --timeout "${2:-120}" >/d
 stat() { awk -v k="$1" '$1 == k { print $2 }' /sys/kernel/debug/yasmin/stats; }
 # stat_is NAME OP VALUE: test(1) on a counter, e.g. `retry 10 stat_is grant_pages = 0`.
 stat_is() { [ "$(stat "$1")" "$2" "$3" ]; }
+# pair_up PEER [SECONDS]: asks for the control channel to PEER until it is up (the peer
+# may load YASMIN after us: until it does, the watcher refuses and the pair goes idle).
+pair_up() {
+    t=${2:-60}
+    while :; do
+        pair_state_is "$1" connected && return 0
+        case "$(pair_field "$1" state)" in ""|idle) pair_connect "$1" 2>/dev/null ;; esac
+        t=$((t - 1)); [ "$t" -gt 0 ] || return 1
+        sleep 1
+    done
+}

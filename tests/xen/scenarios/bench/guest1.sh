@@ -10,8 +10,7 @@ yasmin-bench server --listen unix:/tmp/bench.sock > /tmp/srv-unix.log 2>&1 &
 pids="$pids $!"
 yasmin-bench server --listen vsock:any:7003 > /tmp/srv-loop.log 2>&1 &
 pids="$pids $!"
-pair_connect "$PEER_DOMID"
-check pair-up retry 60 pair_state_is "$PEER_DOMID" connected
+check pair-up pair_up "$PEER_DOMID" 120
 check barrier-serving barrier serving 120
 out=/tmp/bench.json
 : > $out

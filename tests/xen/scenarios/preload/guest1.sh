@@ -9,8 +9,7 @@ check module-loaded insmod /yasmin/yasmin.ko
 check ipmap-has-peer retry 30 yasmin-xs read "/local/domain/0/data/yasmin-watch/ipmap/$(echo "$PEER_IP" | tr . -)"
 # Open the pair's control channel first: vsock's connect timeout (2 s) is shorter than a
 # first handshake can take on the emulated CPU.
-pair_connect "$PEER_DOMID"
-check pair-up retry 60 pair_state_is "$PEER_DOMID" connected
+check pair-up pair_up "$PEER_DOMID" 120
 check barrier-loaded barrier loaded 120
 
 # 1. iperf3 with the preload: over YASMIN.
