@@ -532,15 +532,18 @@ unsafe fn peer_done_writing(vsk: *mut vsock_sock) {
 unsafe extern "C" fn t_has_data(vsk: *mut vsock_sock) -> i64 {
     // SAFETY: called with the socket locked.
     match unsafe { state(vsk) }.and_then(|s| s.rx.as_mut()) {
-        Some(rx) => match rx.cons.readable() {
-            Ok(0) if rx.cons.producer_closed() => {
+        // The closed flag first, then the index (the ring's `at_eof` order): a close seen
+        // here covers the producer's final index. The other way round, data published
+        // between the two loads would be taken for EOF and lost to the reader.
+        Some(rx) => match (rx.cons.producer_closed(), rx.cons.readable()) {
+            (true, Ok(0)) => {
                 // SAFETY: locked socket of ours.
                 unsafe { peer_done_writing(vsk) };
                 0
             }
-            Ok(n) => n as i64,
+            (_, Ok(n)) => n as i64,
             // SAFETY: locked socket of ours.
-            Err(_) => (unsafe { corrupted(vsk) }) as i64,
+            (_, Err(_)) => (unsafe { corrupted(vsk) }) as i64,
         },
         None => 0,
     }
@@ -582,13 +585,14 @@ unsafe extern "C" fn t_poll_in(vsk: *mut vsock_sock, target: usize, ready: *mut 
         *ready = false;
         if let Some(rx) = state(vsk).and_then(|s| s.rx.as_mut()) {
             let target = target.max(1);
+            // Flag before index, as in `t_has_data`.
+            let closed = rx.cons.producer_closed();
             let now = match rx.cons.readable() {
                 Ok(n) if n >= target => n,
                 // Ask to be signalled, then look again (no lost wakeup).
                 Ok(_) => rx.cons.arm_readable().unwrap_or(0),
                 Err(_) => return corrupted(vsk),
             };
-            let closed = rx.cons.producer_closed();
             if closed && now == 0 {
                 peer_done_writing(vsk);
             }
