@@ -19,6 +19,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::time::Duration;
 use vsock::{VsockListener, VsockStream};
+use xenstore_watch::control::paths;
 
 /// Option names at level `AF_VSOCK` from <linux/vm_sockets.h> (u64 values); the libc
 /// crate does not name them.
@@ -69,8 +70,6 @@ pub const DEFAULT_VCHAN_RING: u64 = 64 << 10;
 /// each connection is `BASE/<seq>`: 44 bytes leave room for sequence numbers of up to 4
 /// digits; longer ones are checked when they come ([`vchan_path_fits`]).
 pub const VCHAN_BASE_MAX: usize = 44;
-/// First reserved Xen domain id (`DOMID_FIRST_RESERVED`).
-const DOMID_FIRST_RESERVED: u16 = 0x7ff0;
 
 /// Whether libxenvchan can use `path` without truncating `path/event-channel` (the longer
 /// of its two nodes) in its 64-byte buffer.
@@ -148,10 +147,8 @@ impl Addr {
         }
         if let Some(rest) = s.strip_prefix("vchan:") {
             let (domid, base) = rest.split_once(':').ok_or_else(bad)?;
-            let domid: u16 = domid.parse().map_err(|_| bad())?;
-            if domid >= DOMID_FIRST_RESERVED {
-                bail!("bad address {s:?}: domain id {domid} is reserved ({ADDR_HELP})");
-            }
+            // The control plane's own rule: strict decimal, below DOMID_FIRST_RESERVED.
+            let domid = paths::parse_domid(domid.as_bytes()).ok_or_else(bad)?;
             let path_ok = base.len() > 1
                 && base.starts_with('/')
                 && !base.ends_with('/')
