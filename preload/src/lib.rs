@@ -15,9 +15,11 @@
 //!
 //! Layout: [`addr`] (socket addresses, flags), [`map`] (the IPv4 map and the routing
 //! decision), [`opts`] (which socket options mean what on vsock), [`config`] (the
-//! environment) are pure and unit-tested; `interpose` is the logic behind the exported
-//! functions, `ffi` the exported `extern "C"` symbols themselves (left out of the unit-test
-//! build so the test harness keeps the real libc functions).
+//! environment) and `route` (what each interposed call does with a descriptor, from its
+//! recorded state, the address, the map and the options) are pure and unit-tested;
+//! `interpose` is the thin system-call layer that carries the decisions out, `ffi` the
+//! exported `extern "C"` symbols themselves (left out of the unit-test build so the test
+//! harness keeps the real libc functions).
 
 // The unit-test build has no `ffi` module, so the code only it calls looks dead there.
 #![cfg_attr(test, allow(dead_code))]
@@ -31,6 +33,7 @@ pub mod opts;
 
 mod interpose;
 mod real;
+mod route;
 mod source;
 mod sync;
 mod table;
