@@ -201,10 +201,8 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("--connections must be 1..=1024");
             }
             let label = transport_label.unwrap_or_else(|| {
-                match addr {
-                    Addr::Vsock { .. } => "vsock",
-                    Addr::Tcp(_) => "tcp",
-                    Addr::Unix(_) => "unix",
+                match &addr {
+                    Addr::Socket(a) => a.scheme(),
                     Addr::Vchan { .. } => "vchan",
                 }
                 .to_string()

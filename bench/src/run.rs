@@ -474,6 +474,7 @@ fn run_one(cfg: &ClientConfig, size: u64, reached: &mut bool) -> Result<Record> 
         buffer_size: cfg.buffer_size,
         nodelay: mode == Mode::PingPong,
         timeout: Some(timeout),
+        ..SockOpts::default()
     };
     // All connections are up before any starts: the server starts sending (recv mode)
     // as soon as it has a header, which the warm-up absorbs.
