@@ -2,6 +2,7 @@
 #   make demo    set everything up, build, boot the Xen test bed and show the guests talking
 #   make test    run every test (cargo workspace, module build, test-bed scenarios)
 #   make         build yasmin.ko against the cached kernel, or KDIR=/path/to/your/tree
+#   make module-test   the test build (test hooks + data-path profile), in target/kmod-test/
 SHELL := /bin/bash
 ROOT := $(CURDIR)
 
@@ -9,18 +10,30 @@ ROOT := $(CURDIR)
 RUSTC ?= /usr/bin/rustc
 BINDGEN ?= $(shell . tools/env.sh && echo $$BINDGEN)
 KDIR ?= $(shell . tools/env.sh && echo $$KERNEL_DIR)
-KMAKE = PATH=/usr/lib/llvm-19/bin:$$PATH LIBCLANG_PATH=/usr/lib/llvm-19/lib \
-	$(MAKE) -C $(KDIR) M=$(ROOT) LLVM=1 RUSTC=$(RUSTC) HOSTRUSTC=$(RUSTC) \
+KMAKE_IN = PATH=/usr/lib/llvm-19/bin:$$PATH LIBCLANG_PATH=/usr/lib/llvm-19/lib \
+	$(MAKE) -C $(KDIR) M=$(1) LLVM=1 RUSTC=$(RUSTC) HOSTRUSTC=$(RUSTC) \
 	RUSTDOC=$(dir $(RUSTC))rustdoc BINDGEN=$(BINDGEN)
+KMAKE = $(call KMAKE_IN,$(ROOT))
+# The test build gets its own copy of the sources (same layout), so the two builds
+# never share objects: Kbuild writes them next to the sources.
+TEST_OUT := $(ROOT)/target/kmod-test
+MODULE_SOURCES = Kbuild $(shell find yasmin-mod ring/src xenstore-watch/src/control \
+	\( -name '*.rs' -o -name '*.c' -o -name '*.h' \) ! -name bindings_generated.rs)
 
-.PHONY: module clean deps kernel demo test
+.PHONY: module module-test clean deps kernel demo test
 module:
 	@test -f $(KDIR)/Makefile || { echo "no kernel tree at $(KDIR): run 'make kernel' or pass KDIR=" >&2; exit 1; }
 	$(KMAKE) modules
 
+module-test:
+	@test -f $(KDIR)/Makefile || { echo "no kernel tree at $(KDIR): run 'make kernel' or pass KDIR=" >&2; exit 1; }
+	@mkdir -p $(TEST_OUT) && cp -p --parents -u $(MODULE_SOURCES) $(TEST_OUT)/
+	$(call KMAKE_IN,$(TEST_OUT)) YASMIN_TEST=1 modules
+
 clean:
 	$(KMAKE) clean
 	rm -f yasmin-mod/bindings_generated.rs
+	rm -rf $(TEST_OUT)
 
 deps:
 	tools/install-deps

@@ -12,7 +12,6 @@
 #include <asm/xen/hypercall.h>
 #include <asm/xen/page.h>
 #include "glue.h"
-#include <linux/timex.h>
 
 unsigned int yasmin_param_ring_pages = 128;
 module_param_named(ring_pages, yasmin_param_ring_pages, uint, 0444);
@@ -143,11 +142,6 @@ void yasmin_sk_wake(struct sock *sk)
 	sk->sk_write_space(sk);
 }
 
-struct module *yasmin_this_module(void)
-{
-	return THIS_MODULE;
-}
-
 static void yasmin_ctl_workfn(struct work_struct *work)
 {
 	yasmin_control_work();
@@ -235,6 +229,7 @@ static const struct file_operations connect_fops = {
 	.write = connect_write,
 };
 
+#ifdef YASMIN_TEST
 DEFINE_UINT_WRITE(scribble, yasmin_debugfs_scribble);
 
 /* Data-path profile: read the per-stage counters; write 1 (reset, start) or 0 (stop). */
@@ -269,6 +264,7 @@ static const struct file_operations scribble_fops = {
 	.owner = THIS_MODULE,
 	.write = scribble_write,
 };
+#endif
 
 void yasmin_debugfs_init(void)
 {
@@ -277,8 +273,10 @@ void yasmin_debugfs_init(void)
 	debugfs_create_file("stats", 0444, yasmin_dbg_dir, NULL, &stats_fops);
 	debugfs_create_file("peers", 0444, yasmin_dbg_dir, NULL, &peers_fops);
 	debugfs_create_file("connect", 0200, yasmin_dbg_dir, NULL, &connect_fops);
+#ifdef YASMIN_TEST
 	debugfs_create_file("scribble_tx_port", 0200, yasmin_dbg_dir, NULL, &scribble_fops);
 	debugfs_create_file("profile", 0600, yasmin_dbg_dir, NULL, &profile_fops);
+#endif
 }
 
 void yasmin_debugfs_exit(void)

@@ -56,11 +56,10 @@ void yasmin_sock_put(struct sock *sk);
 bool yasmin_sk_acceptq_is_full(struct sock *sk);
 void yasmin_sk_acceptq_added(struct sock *sk);
 void yasmin_sk_wake(struct sock *sk);
-struct module *yasmin_this_module(void);
 
 /*
  * The control-plane work item (DECLARE_DELAYED_WORK is a macro): every run calls
- * yasmin_control_work() (Rust, control_plane.rs).
+ * yasmin_control_work() (Rust, transport/mod.rs).
  */
 void yasmin_control_work(void);
 void yasmin_ctl_kick(void);
@@ -69,21 +68,22 @@ void yasmin_ctl_cancel(void);
 
 /*
  * debugfs (<debugfs>/yasmin/): file operations are C structures; the content comes
- * from Rust (yasmin_debugfs_pairs) and writes go to Rust (yasmin_debugfs_connect).
+ * from Rust (debugfs.rs) and writes go to Rust.
  */
 long yasmin_debugfs_pairs(char *buf, size_t len);
 long yasmin_debugfs_stats(char *buf, size_t len);
-int yasmin_debugfs_connect(unsigned int domid);
-int yasmin_debugfs_scribble(unsigned int port);
-long yasmin_debugfs_profile(char *buf, size_t len);
 long yasmin_debugfs_peers(char *buf, size_t len);
-int yasmin_debugfs_profile_set(unsigned int on);
-
-/* get_cycles() (the TSC) is a static inline: the data-path profile's clock. A cycle
- * counter, not ktime: under Xen PV ktime reads the PV clock, far too slow to time
- * page-sized copies with. */
-u64 yasmin_clock_cycles(void);
+int yasmin_debugfs_connect(unsigned int domid);
 void yasmin_debugfs_init(void);
 void yasmin_debugfs_exit(void);
+
+#ifdef YASMIN_TEST
+/* Test build only (make module-test): the ring-corruption hook and the profile. */
+int yasmin_debugfs_scribble(unsigned int port);
+long yasmin_debugfs_profile(char *buf, size_t len);
+int yasmin_debugfs_profile_set(unsigned int on);
+/* get_cycles() (the TSC) is a static inline: the data-path profile's clock. */
+u64 yasmin_clock_cycles(void);
+#endif
 
 #endif

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Per-stage time accounting (in TSC cycles) of the data path, for finding where a
-//! transfer's time goes
-//! (`<debugfs>/yasmin/profile`; write 1 to reset and start, 0 to stop). Off by default:
-//! when off, each stage costs one relaxed load.
+//! Per-call time accounting (in TSC cycles) of the data path, for finding where a
+//! transfer's time goes (`<debugfs>/yasmin/profile`; write 1 to reset and start, 0 to
+//! stop). Test build only (`--cfg yasmin_test`): elsewhere `profiled!` is the bare
+//! expression. Off by default: when off, each timed call costs one relaxed load. Whole
+//! calls are timed, never each page copy (a clock read per page would distort them).
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::bindings;
+use crate::glue;
 
 static ON: AtomicBool = AtomicBool::new(false);
 /// What one clock read costs (measured at start): each timed stage pays two, so a
@@ -36,11 +37,9 @@ impl Stage {
         if !ON.load(Ordering::Relaxed) {
             return f();
         }
-        // SAFETY: reads the monotonic clock; callable in any context.
-        let t0 = unsafe { bindings::yasmin_clock_cycles() };
+        let t0 = glue::cycles();
         let r = f();
-        // SAFETY: as above.
-        let t1 = unsafe { bindings::yasmin_clock_cycles() };
+        let t1 = glue::cycles();
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.cycles
             .fetch_add(t1.wrapping_sub(t0), Ordering::Relaxed);
@@ -56,27 +55,16 @@ impl Stage {
     }
 }
 
-/// `enqueue` is the whole transport write call (ring bookkeeping, copy, notify);
-/// `enqueue_copy` and `notify` are parts of it (and of `dequeue`).
+/// `enqueue` / `dequeue` are whole transport calls (ring bookkeeping, copy, notify);
+/// `notify` is part of them.
 pub(crate) static ENQUEUE: Stage = Stage::new("enqueue");
-pub(crate) static ENQUEUE_COPY: Stage = Stage::new("enqueue_copy");
 pub(crate) static DEQUEUE: Stage = Stage::new("dequeue");
-pub(crate) static DEQUEUE_COPY: Stage = Stage::new("dequeue_copy");
 pub(crate) static NOTIFY: Stage = Stage::new("notify");
 pub(crate) static IRQ: Stage = Stage::new("irq");
 pub(crate) static SEND_BLOCK: Stage = Stage::new("send_block");
 pub(crate) static RECV_BLOCK: Stage = Stage::new("recv_block");
 
-static ALL: [&Stage; 8] = [
-    &ENQUEUE,
-    &ENQUEUE_COPY,
-    &DEQUEUE,
-    &DEQUEUE_COPY,
-    &NOTIFY,
-    &IRQ,
-    &SEND_BLOCK,
-    &RECV_BLOCK,
-];
+static ALL: [&Stage; 6] = [&ENQUEUE, &DEQUEUE, &NOTIFY, &IRQ, &SEND_BLOCK, &RECV_BLOCK];
 
 /// Starts (resetting every stage) or stops profiling.
 pub(crate) fn set(on: bool) {
@@ -86,14 +74,11 @@ pub(crate) fn set(on: bool) {
             s.cycles.store(0, Ordering::Relaxed);
         }
         const READS: u64 = 256;
-        // SAFETY: reads the monotonic clock.
-        let t0 = unsafe { bindings::yasmin_clock_cycles() };
+        let t0 = glue::cycles();
         for _ in 0..READS {
-            // SAFETY: as above.
-            core::hint::black_box(unsafe { bindings::yasmin_clock_cycles() });
+            core::hint::black_box(glue::cycles());
         }
-        // SAFETY: as above.
-        let t1 = unsafe { bindings::yasmin_clock_cycles() };
+        let t1 = glue::cycles();
         CLOCK_CYCLES.store(t1.wrapping_sub(t0) / READS, Ordering::Relaxed);
     }
     ON.store(on, Ordering::Relaxed);

@@ -1,34 +1,62 @@
 // SPDX-License-Identifier: GPL-2.0
 //! YASMIN: an AF_VSOCK transport for Xen PV guests over grant-table shared rings.
 //!
-//! Crate root of `yasmin.ko`. Components, one file each:
-//! - `xen`: safe wrappers for XenStore, grants and event channels;
-//! - `control_plane`: drives the per-peer handshake and the per-pair control channels;
-//! - `vsock_transport`: the vsock callbacks (YASMIN as the G2H `struct vsock_transport`);
-//! - `socket_ring`: a socket's rings in granted / mapped order-0 pages;
-//! - `cid`: the documented CID <-> domid mapping;
-//! - `ring`: the shared byte ring, compiled from the same source as the userspace crate;
-//! - `ring_selftest`: exercises that ring in the kernel at load time;
-//! - `control`: the control plane's pure logic (codec, XenStore schema, pair state
-//!   machine), compiled from `xenstore-watch/src/control/` (see PROTOCOL.md there);
-//! - `bindings`: bindgen output for the kernel's Xen and vsock headers (glue.h).
+//! Crate root of `yasmin.ko` (see README.md in this folder for the map, the lock order
+//! and the life of a connection):
+//! - `transport`: the vsock ops table and its callbacks (`data`: send/receive/poll;
+//!   `connect`: connect, accept, peer messages, release);
+//! - `socket`: our sockets, typed: references, the socket lock, state transitions;
+//! - `plane`: the per-pair control plane (pair machines, control channels, connection
+//!   table), which returns socket events to the transport;
+//! - `xen`: XenStore, grants, event channels, and rings over shared pages;
+//! - `stats`, `debugfs`: every counter, every debugfs file;
+//! - `ring`, `control`: the shared ring and the control protocol (codec, XenStore
+//!   schema, pair state machine, CID mapping), compiled from the userspace crates;
+//! - `glue`: the safe face of glue.c (parameters, work item, the published plane);
+//! - `test_hooks`, `profile`: test build only (`make module-test`).
+
+/// Times `$e` as data-path stage `$stage` (test build; elsewhere just `$e`).
+#[macro_export]
+macro_rules! profiled {
+    ($stage:ident, $e:expr) => {{
+        #[cfg(yasmin_test)]
+        let r = $crate::profile::$stage.time(|| $e);
+        #[cfg(not(yasmin_test))]
+        let r = $e;
+        r
+    }};
+}
+
+/// Counts an event of stage `$stage` (test build; elsewhere nothing).
+#[macro_export]
+macro_rules! profiled_count {
+    ($stage:ident) => {
+        #[cfg(yasmin_test)]
+        $crate::profile::$stage.count();
+    };
+}
 
 mod bindings;
-mod cid;
 #[path = "../xenstore-watch/src/control/mod.rs"]
 #[allow(dead_code, unreachable_pub)] // Shared with userspace; the module uses part of it.
 mod control;
-mod control_plane;
-mod peer_stats;
+mod debugfs;
+mod glue;
+mod plane;
+#[cfg(yasmin_test)]
 mod profile;
 #[path = "../ring/src/ring.rs"]
 #[allow(dead_code, unreachable_pub)] // The transport uses only part of the ring API.
 mod ring;
 mod ring_selftest;
-mod socket_ring;
-mod vsock_transport;
+mod socket;
+mod stats;
+#[cfg(yasmin_test)]
+mod test_hooks;
+mod transport;
 mod xen;
 
+use control::paths;
 use kernel::prelude::*;
 
 module! {
@@ -50,29 +78,27 @@ struct Params {
 
 impl Params {
     fn load() -> Result<Self> {
-        // SAFETY: the parameters are plain u32s written only by the module loader
-        // before init runs (permissions 0444: sysfs cannot change them later).
-        let (ring_pages, max_ring_pages) = unsafe {
+        let (ring_pages, max_ring_pages) = glue::params();
+        // max_ring_pages first: it bounds ring_pages.
+        for (name, v, max, bound) in [
             (
-                bindings::yasmin_param_ring_pages,
-                bindings::yasmin_param_max_ring_pages,
-            )
-        };
-        if !max_ring_pages.is_power_of_two() || max_ring_pages > RING_PAGES_LIMIT {
-            pr_err!(
-                "max_ring_pages={} invalid: must be a power of two <= {}\n",
+                "max_ring_pages",
                 max_ring_pages,
-                RING_PAGES_LIMIT
-            );
-            return Err(EINVAL);
-        }
-        if !ring_pages.is_power_of_two() || ring_pages > max_ring_pages {
-            pr_err!(
-                "ring_pages={} invalid: must be a power of two <= max_ring_pages ({})\n",
-                ring_pages,
-                max_ring_pages
-            );
-            return Err(EINVAL);
+                RING_PAGES_LIMIT,
+                "the limit",
+            ),
+            ("ring_pages", ring_pages, max_ring_pages, "max_ring_pages"),
+        ] {
+            if !v.is_power_of_two() || v > max {
+                pr_err!(
+                    "{}={} invalid: must be a power of two <= {} ({})\n",
+                    name,
+                    v,
+                    bound,
+                    max
+                );
+                return Err(EINVAL);
+            }
         }
         Ok(Self {
             ring_pages,
@@ -83,9 +109,11 @@ impl Params {
 
 struct Yasmin {
     cid: u32,
-    // Dropped first: no socket of ours exists once the transport is unregistered.
-    _transport: vsock_transport::Transport,
-    _control: control_plane::ControlPlane,
+    // Drop order is field order: no socket of ours exists once the transport is
+    // unregistered; debugfs goes before the plane it reads.
+    _transport: transport::Transport,
+    _debugfs: debugfs::Files,
+    _control: plane::ControlPlane,
 }
 
 impl kernel::Module for Yasmin {
@@ -100,27 +128,32 @@ impl kernel::Module for Yasmin {
         let domid = xen::own_domid().inspect_err(|e| {
             pr_err!("cannot read own domid from XenStore: {:?}\n", e);
         })?;
-        let cid = cid::domid_to_cid(domid).ok_or_else(|| {
+        let ids = u16::try_from(domid)
+            .ok()
+            .and_then(|d| Some((d, paths::domid_to_cid(d)?)));
+        let Some((domid16, cid)) = ids else {
             pr_err!("domid {} is reserved, no CID\n", domid);
-            EINVAL
-        })?;
+            return Err(EINVAL);
+        };
         pr_info!(
-            "loaded: domid {} vsock CID {} (CID = domid + {}), {}, ring {} pages (max {}), ring self-test ok\n",
+            "loaded: domid {} vsock CID {} (CID = domid + {}), {}, ring {} pages (max {}), ring self-test ok{}\n",
             domid,
             cid,
-            cid::CID_OFFSET,
+            paths::CID_OFFSET,
             if kind == xen::DomainKind::Initial { "dom0" } else { "PV guest" },
             params.ring_pages,
-            params.max_ring_pages
+            params.max_ring_pages,
+            if cfg!(yasmin_test) { ", test build" } else { "" }
         );
-        let domid16 = u16::try_from(domid).map_err(|_| EINVAL)?;
-        let control = control_plane::ControlPlane::start(domid16, params.max_ring_pages as u16)?;
+        let control = plane::ControlPlane::start(domid16, params.max_ring_pages as u16)?;
+        let debugfs = debugfs::Files::create();
         let transport =
-            vsock_transport::Transport::register(cid, params.ring_pages, params.max_ring_pages)
+            transport::Transport::register(cid, params.ring_pages, params.max_ring_pages)
                 .inspect_err(|e| pr_err!("cannot register the vsock transport: {:?}\n", e))?;
         Ok(Yasmin {
             cid,
             _transport: transport,
+            _debugfs: debugfs,
             _control: control,
         })
     }

@@ -464,3 +464,13 @@ proptest! {
         prop_assert_eq!(Msg::decode(&out[..n]), Ok((m, n)));
     }
 }
+
+#[test]
+fn reversed_id_swaps_ports_keeps_token() {
+    let r = id().reversed();
+    assert_eq!(
+        (r.src_port, r.dst_port, r.token),
+        (id().dst_port, id().src_port, id().token)
+    );
+    assert_eq!(r.reversed(), id());
+}

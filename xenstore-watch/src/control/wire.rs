@@ -240,6 +240,18 @@ pub struct ConnId {
     pub token: u64,
 }
 
+impl ConnId {
+    /// The same connection as the other side names it (ports swapped): what an answer
+    /// to a message carrying `self` carries.
+    pub const fn reversed(self) -> ConnId {
+        ConnId {
+            src_port: self.dst_port,
+            dst_port: self.src_port,
+            token: self.token,
+        }
+    }
+}
+
 /// A control-channel message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Msg {

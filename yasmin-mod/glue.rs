@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The safe face of `glue.c` for what is not Xen and not a socket: module parameters,
+//! the control work item, and [`Published`], the one global through which C callbacks
+//! (work item, debugfs, socket callbacks) reach the running control plane.
+
+use crate::bindings;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use kernel::prelude::*;
+use kernel::sync::Mutex;
+
+/// The module parameters as loaded (read-only after load; 0444 in sysfs).
+pub(crate) fn params() -> (u32, u32) {
+    // SAFETY: plain u32s written only by the module loader before init runs.
+    unsafe {
+        (
+            bindings::yasmin_param_ring_pages,
+            bindings::yasmin_param_max_ring_pages,
+        )
+    }
+}
+
+/// Runs the control work item now (a pending later run is pulled forward). Any context.
+pub(crate) fn work_kick() {
+    // SAFETY: queues the static work item; callable from any context.
+    unsafe { bindings::yasmin_ctl_kick() };
+}
+
+/// Runs the control work item in `ms` at the latest (an earlier pending run is kept).
+pub(crate) fn work_kick_after(ms: u32) {
+    // SAFETY: as above.
+    unsafe { bindings::yasmin_ctl_kick_after(ms) };
+}
+
+/// Cancels the control work item and waits for a running one (process context).
+pub(crate) fn work_cancel() {
+    // SAFETY: the static work item; may sleep, which the caller allows.
+    unsafe { bindings::yasmin_ctl_cancel() };
+}
+
+/// The TSC (`get_cycles()`): the data-path profile's clock. A cycle counter, not ktime:
+/// under Xen PV ktime reads the PV clock, far too slow to time short calls with.
+#[cfg(yasmin_test)]
+pub(crate) fn cycles() -> u64 {
+    // SAFETY: reads the cycle counter; callable in any context.
+    unsafe { bindings::yasmin_clock_cycles() }
+}
+
+/// A slot through which C callbacks (work item, debugfs, socket callbacks) reach one
+/// mutex-protected value while a [`Publication`] owns it.
+///
+/// # Invariants
+///
+/// `ptr` is null or points to the pinned mutex owned by the live `Publication`, which
+/// nulls `ptr` and waits until `users` is 0 before the mutex can be freed. A caller of
+/// [`Published::with`] counts itself in `users` before it loads `ptr`.
+pub(crate) struct Published<T> {
+    ptr: AtomicPtr<Mutex<T>>,
+    users: AtomicUsize,
+}
+
+impl<T> Published<T> {
+    pub(crate) const fn new() -> Self {
+        Published {
+            ptr: AtomicPtr::new(core::ptr::null_mut()),
+            users: AtomicUsize::new(0),
+        }
+    }
+
+    /// Publishes `value` until the returned publication drops.
+    pub(crate) fn publish(&'static self, value: Pin<KBox<Mutex<T>>>) -> Publication<T> {
+        // INVARIANT: the publication owns the mutex and withdraws it before freeing it.
+        self.ptr
+            .store((&*value as *const Mutex<T>).cast_mut(), Ordering::SeqCst);
+        Publication { slot: self, value }
+    }
+
+    /// Runs `f` on the locked value, if one is published.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        // SeqCst pairs with the withdrawal: either it sees our count, or we see null.
+        self.users.fetch_add(1, Ordering::SeqCst);
+        let p = self.ptr.load(Ordering::SeqCst);
+        // SAFETY: non-null only while the publication owns the mutex, and it waits for
+        // `users`, which counts us, to reach 0 before freeing it (type invariant).
+        let r = unsafe { p.as_ref() }.map(|m| f(&mut m.lock()));
+        self.users.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+}
+
+/// Owns a published value; withdraws it on drop, after the last running user.
+pub(crate) struct Publication<T: 'static> {
+    slot: &'static Published<T>,
+    value: Pin<KBox<Mutex<T>>>,
+}
+
+impl<T> Publication<T> {
+    /// Runs `f` on the locked value.
+    pub(crate) fn with_locked<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.value.lock())
+    }
+}
+
+impl<T> Drop for Publication<T> {
+    fn drop(&mut self) {
+        self.slot.ptr.store(core::ptr::null_mut(), Ordering::SeqCst);
+        // A user that counted itself before the store may still hold or wait for the
+        // lock: taking it lets a holder finish (we sleep meanwhile); the rest of its
+        // window is a few instructions without a sleep.
+        while self.slot.users.load(Ordering::SeqCst) != 0 {
+            drop(self.value.lock());
+            core::hint::spin_loop();
+        }
+    }
+}

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The connections riding on pair channels, the sending rings of released sockets that
+//! the peer may still read ("lingering"), and the socket events the control plane hands
+//! back to the transport.
+
+use crate::bindings;
+use crate::control::wire::{ConnId, Msg, RingRef};
+use crate::socket::Sock;
+use crate::xen::rings::TxRing;
+use kernel::prelude::*;
+use kernel::types::ARef;
+
+/// What the transport must do to a socket, from a message or a pair event. Produced
+/// under the plane lock, applied by the transport after it is dropped (socket locks
+/// come before the plane lock).
+pub(crate) enum SockEvent {
+    /// CONNECT for one of our listeners.
+    Incoming {
+        peer: u16,
+        id: ConnId,
+        ring: RingRef,
+        evtchn: u32,
+    },
+    /// ACCEPT, RESET, SHUTDOWN or CLOSE for a connection in the table.
+    ForSock { sk: ARef<Sock>, msg: Msg },
+    /// The pair channel went down (peer death, reset, set-up failure): `errno` for the
+    /// socket (ECONNRESET, EHOSTUNREACH).
+    PairDown { sk: ARef<Sock>, errno: u32 },
+}
+
+/// A table whose removals leave holes that later insertions reuse (no `unsafe`, no
+/// moves of other entries).
+pub(super) struct Slab<T> {
+    slots: KVec<Option<T>>,
+}
+
+impl<T> Slab<T> {
+    pub(super) const fn new() -> Self {
+        Slab { slots: KVec::new() }
+    }
+
+    pub(super) fn insert(&mut self, v: T) -> Result {
+        if let Some(s) = self.slots.iter_mut().find(|s| s.is_none()) {
+            *s = Some(v);
+            return Ok(());
+        }
+        self.slots.push(Some(v), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().flatten()
+    }
+
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.slots.iter_mut().flatten()
+    }
+
+    /// Removes and returns the first entry that `pred` selects.
+    pub(super) fn take(&mut self, mut pred: impl FnMut(&T) -> bool) -> Option<T> {
+        self.slots
+            .iter_mut()
+            .find(|s| s.as_ref().is_some_and(&mut pred))
+            .and_then(Option::take)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.slots = KVec::new();
+    }
+}
+
+/// A socket riding on a pair channel. The table holds a reference on the socket.
+pub(super) struct ConnEntry {
+    pub(super) peer: u16,
+    pub(super) token: u64,
+    pub(super) sk: ARef<Sock>,
+    /// A CONNECT waiting for the pair channel to come up.
+    pub(super) pending: Option<Msg>,
+}
+
+/// A released socket's sending ring, kept until the peer's CLOSE or RESET.
+struct Lingering {
+    peer: u16,
+    token: u64,
+    _tx: TxRing,
+}
+
+/// Every connection of every pair, and the lingering rings.
+pub(super) struct Conns {
+    pub(super) table: Slab<ConnEntry>,
+    lingering: Slab<Lingering>,
+}
+
+impl Conns {
+    pub(super) const fn new() -> Self {
+        Conns {
+            table: Slab::new(),
+            lingering: Slab::new(),
+        }
+    }
+
+    pub(super) fn find(&self, peer: u16, token: u64) -> Option<&ConnEntry> {
+        self.table
+            .iter()
+            .find(|c| c.peer == peer && c.token == token)
+    }
+
+    /// Removes a connection; returns the table's socket reference.
+    pub(super) fn forget(&mut self, peer: u16, token: u64) -> Option<ARef<Sock>> {
+        self.table
+            .take(|c| c.peer == peer && c.token == token)
+            .map(|c| c.sk)
+    }
+
+    /// Takes `peer`'s connections (all, or only those whose CONNECT still waits for the
+    /// channel) out of the table as `PairDown` events. A connect that never reached the
+    /// peer reports `EHOSTUNREACH`; a connection the peer knew about is reset.
+    pub(super) fn fail(&mut self, peer: u16, only_pending: bool, out: &mut KVec<SockEvent>) {
+        while let Some(c) = self
+            .table
+            .take(|c| c.peer == peer && (!only_pending || c.pending.is_some()))
+        {
+            let errno = if c.pending.is_some() {
+                bindings::EHOSTUNREACH
+            } else {
+                bindings::ECONNRESET
+            };
+            // Out of memory: the event is lost and its reference dropped here; the socket
+            // then waits for its own timeout.
+            let _ = out.push(SockEvent::PairDown { sk: c.sk, errno }, GFP_KERNEL);
+        }
+    }
+
+    /// The CONNECTs of `peer` that waited for its channel.
+    pub(super) fn take_pending(&mut self, peer: u16) -> KVec<Msg> {
+        let mut v = KVec::new();
+        for c in self.table.iter_mut().filter(|c| c.peer == peer) {
+            if let Some(m) = c.pending.take() {
+                let _ = v.push(m, GFP_KERNEL);
+            }
+        }
+        v
+    }
+
+    /// Keeps a released socket's sending ring until the peer's CLOSE or RESET (or the
+    /// pair going down), so the peer can still map and drain it.
+    pub(super) fn linger(&mut self, peer: u16, token: u64, tx: TxRing) {
+        // If there is no room the ring goes now: the peer sees a reset rather than a leak.
+        let _ = self.lingering.insert(Lingering {
+            peer,
+            token,
+            _tx: tx,
+        });
+    }
+
+    /// Drops lingering rings of `peer` (all, or the one of `token`).
+    pub(super) fn end_linger(&mut self, peer: u16, token: Option<u64>) {
+        while self
+            .lingering
+            .take(|l| l.peer == peer && token.is_none_or(|t| t == l.token))
+            .is_some()
+        {}
+    }
+
+    pub(super) fn drop_all_lingering(&mut self) {
+        self.lingering.clear();
+    }
+}

@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The control plane in the kernel: one `control::pair::Pair` state machine per peer
+//! domain (see `xenstore-watch/PROTOCOL.md`), driven by XenStore watches, event-channel
+//! interrupts and a 1 s tick, and the per-pair control channel they set up.
+//!
+//! - this file: the plane's state, the calls the transport makes, the control-ring
+//!   polling, start and stop;
+//! - `pairs`: the pair state machines and their XenStore side (scan, offers, requests);
+//! - `link`: one control channel's rings, event channel and outbox;
+//! - `conns`: the connection table, lingering rings, and the socket events handed back.
+//!
+//! Everything runs in one work item under one mutex: the XenStore watch callback and the
+//! interrupt handler only mark work and kick it, so nothing here runs in atomic context
+//! and XenStore calls may sleep. The plane never calls the transport: it returns
+//! [`SockEvent`]s, which the transport applies once the plane lock is dropped.
+
+mod conns;
+mod link;
+mod pairs;
+
+pub(crate) use conns::SockEvent;
+
+use crate::control::pair::{Event, Pair};
+use crate::control::paths;
+use crate::control::wire::{self, ConnId, Msg};
+use crate::glue::{self, Published};
+use crate::socket::Sock;
+use crate::xen::rings::TxRing;
+use crate::xen::{self, errno, Watch};
+use conns::{ConnEntry, Conns};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use kernel::ffi::c_char;
+use kernel::prelude::*;
+use kernel::types::ARef;
+use link::{Link, LinkError};
+
+/// The running plane, for the work item, the watch, debugfs and socket callbacks.
+static PLANE: Published<Plane> = Published::new();
+/// Set by the XenStore watch: `Y(self)` changed, rescan it.
+static XS_DIRTY: AtomicBool = AtomicBool::new(true);
+/// Connection tokens: our domid in the top 16 bits (so both sides of a pair never pick
+/// the same one), a counter below.
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+static OWN_DOMID: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh connection token (PROTOCOL.md: unique while the pair channel lives).
+pub(crate) fn next_token() -> u64 {
+    (OWN_DOMID.load(Ordering::Relaxed) << 48)
+        | (NEXT_TOKEN.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff_ffff)
+}
+
+/// Runs `f` on the live plane, if any. Socket events produced outside the work item
+/// (e.g. by a socket call) are applied by the next run, which this kicks.
+pub(crate) fn with<R>(f: impl FnOnce(&mut Plane) -> R) -> Option<R> {
+    PLANE.with(|p| {
+        let r = f(p);
+        if !p.deferred.is_empty() {
+            glue::work_kick();
+        }
+        r
+    })
+}
+
+/// One run of the work item: drives the plane and returns the socket events it
+/// produced, for the caller to apply with the plane unlocked.
+pub(crate) fn run_work() -> KVec<SockEvent> {
+    PLANE
+        .with(|p| {
+            p.run();
+            core::mem::replace(&mut p.deferred, KVec::new())
+        })
+        .unwrap_or_default()
+}
+
+/// What the module knows about one peer domain.
+struct Peer {
+    pair: Pair,
+    link: Option<Link>,
+    ups: u64,
+    downs: u64,
+    resets: u64,
+    bad_msgs: u32,
+    msgs_in: u64,
+    msgs_out: u64,
+}
+
+/// All control-plane state.
+pub(crate) struct Plane {
+    domid: u16,
+    gen: Option<u64>,
+    max_ring_pages: u16,
+    peers: KVec<Peer>,
+    stopping: bool,
+    dropped_notices: u64,
+    conns: Conns,
+    /// Socket events for the transport, applied once the plane lock is dropped.
+    deferred: KVec<SockEvent>,
+}
+
+impl Plane {
+    fn new(domid: u16, max_ring_pages: u16) -> Self {
+        Plane {
+            domid,
+            gen: None,
+            max_ring_pages,
+            peers: KVec::new(),
+            stopping: false,
+            dropped_notices: 0,
+            conns: Conns::new(),
+            deferred: KVec::new(),
+        }
+    }
+
+    // ---- calls from the transport ---------------------------------------------------
+
+    /// A connecting socket: sends its CONNECT now if the pair channel is up, else opens
+    /// the channel first. The table keeps `sk` until the connection is forgotten.
+    pub(crate) fn connect_sock(
+        &mut self,
+        peer: u16,
+        token: u64,
+        sk: ARef<Sock>,
+        msg: Msg,
+    ) -> Result {
+        if self.gen.is_none() {
+            return Err(errno(crate::bindings::ENETUNREACH)); // watcher not running
+        }
+        let i = self.slot(peer).ok_or(errno(crate::bindings::ENETUNREACH))?;
+        let up = self.peers[i].pair.is_connected();
+        self.conns.table.insert(ConnEntry {
+            peer,
+            token,
+            sk,
+            pending: if up { None } else { Some(msg) },
+        })?;
+        if up {
+            self.send(i, msg);
+        } else {
+            self.feed(i, Event::Connect, 0);
+        }
+        Ok(())
+    }
+
+    /// An accepted socket: registers it and sends the ACCEPT.
+    pub(crate) fn register_sock(
+        &mut self,
+        peer: u16,
+        token: u64,
+        sk: ARef<Sock>,
+        answer: Msg,
+    ) -> Result {
+        let i = self.find(peer).ok_or(errno(crate::bindings::ENOTCONN))?;
+        if !self.peers[i].pair.is_connected() {
+            return Err(errno(crate::bindings::ENOTCONN));
+        }
+        self.conns.table.insert(ConnEntry {
+            peer,
+            token,
+            sk,
+            pending: None,
+        })?;
+        self.send(i, answer);
+        Ok(())
+    }
+
+    /// Sends a per-socket message if the pair channel is up (else the peer has reset the
+    /// connection anyway).
+    pub(crate) fn send_sock(&mut self, peer: u16, msg: Msg) {
+        if let Some(i) = self.find(peer) {
+            if self.peers[i].pair.is_connected() {
+                self.send(i, msg);
+            }
+        }
+    }
+
+    /// Removes a connection; returns the table's socket reference, for the caller to
+    /// drop once the plane is unlocked.
+    pub(crate) fn forget_sock(&mut self, peer: u16, token: u64) -> Option<ARef<Sock>> {
+        self.conns.forget(peer, token)
+    }
+
+    /// Refuses or ends connection `id` with `peer`: RESET with `reason`, then forgets it.
+    /// Returns the table's socket reference, as [`Plane::forget_sock`].
+    pub(crate) fn reset_sock(&mut self, peer: u16, id: ConnId, reason: u32) -> Option<ARef<Sock>> {
+        self.send_sock(peer, Msg::Reset { id, reason });
+        self.conns.forget(peer, id.token)
+    }
+
+    /// Keeps a released socket's sending ring until the peer has released its side.
+    pub(crate) fn linger(&mut self, peer: u16, token: u64, tx: TxRing) {
+        self.conns.linger(peer, token, tx);
+    }
+
+    /// Connections in the table (debugfs `stats`).
+    pub(crate) fn conns_live(&self) -> usize {
+        self.conns.table.len()
+    }
+
+    // ---- control channels -----------------------------------------------------------
+
+    fn defer(&mut self, ev: SockEvent) {
+        if self.deferred.push(ev, GFP_KERNEL).is_err() {
+            pr_err!("socket event lost (out of memory)\n");
+        }
+    }
+
+    /// Queues `m` on peer `i`'s control ring and writes what fits.
+    fn send(&mut self, i: usize, m: Msg) {
+        let p = &mut self.peers[i];
+        let Some(link) = p.link.as_mut() else { return };
+        match link.send(&m) {
+            Ok(()) => p.msgs_out += 1,
+            Err(e) => {
+                if matches!(e, LinkError::Stuck) {
+                    pr_warn!(
+                        "pair with domain {}: control ring stuck, {} messages queued\n",
+                        p.pair.peer(),
+                        link::MAX_OUTBOX
+                    );
+                }
+                self.feed(i, Event::ChannelBroken, 1);
+            }
+        }
+    }
+
+    /// Drains peer `i`'s control ring and feeds pair-level messages to its state machine.
+    fn poll(&mut self, i: usize) {
+        loop {
+            let p = &mut self.peers[i];
+            let Some(link) = p.link.as_mut() else { return };
+            let mut msgs: [Option<Msg>; 16] = [None; 16];
+            let flushed = link.flush();
+            let got = link.receive(&mut msgs, &mut p.bad_msgs);
+            let n = match (flushed, got) {
+                (Ok(()), Ok(n)) => n,
+                _ => {
+                    self.feed(i, Event::ChannelBroken, 0);
+                    return;
+                }
+            };
+            p.msgs_in += n as u64;
+            for m in msgs.iter().take(n).flatten() {
+                self.dispatch(i, m);
+            }
+            if n < msgs.len() {
+                return;
+            }
+        }
+    }
+
+    /// One message from peer `i`: pair-level ones go to its state machine, per-socket ones
+    /// become socket events.
+    fn dispatch(&mut self, i: usize, m: &Msg) {
+        let peer = self.peers[i].pair.peer();
+        match m {
+            Msg::Hello(_)
+            | Msg::HelloAck(_)
+            | Msg::Ping { .. }
+            | Msg::Pong { .. }
+            | Msg::Goodbye { .. } => self.feed(i, Event::Received(*m), 0),
+            Msg::Connect { id, ring, evtchn } => self.defer(SockEvent::Incoming {
+                peer,
+                id: *id,
+                ring: *ring,
+                evtchn: *evtchn,
+            }),
+            Msg::Accept { id, .. }
+            | Msg::Reset { id, .. }
+            | Msg::Shutdown { id, .. }
+            | Msg::Close { id } => {
+                if let Some(c) = self.conns.find(peer, id.token) {
+                    // The event carries its own reference (taking one is fine under this
+                    // lock; the transport drops it after locking the socket).
+                    let sk = c.sk.clone();
+                    self.defer(SockEvent::ForSock { sk, msg: *m });
+                    return;
+                }
+                // Unknown connection: a late message after a reset, or junk.
+                if let Msg::Close { id } | Msg::Reset { id, .. } = m {
+                    // The peer released: a ring we kept for it can go.
+                    self.conns.end_linger(peer, Some(id.token));
+                }
+                if let Msg::Accept { id, .. } = m {
+                    // An ACCEPT for nothing gets a RESET back; our CONNECT's ring, kept
+                    // for this answer, can go.
+                    self.conns.end_linger(peer, Some(id.token));
+                    let reason = wire::RESET_PROTOCOL;
+                    self.send(
+                        i,
+                        Msg::Reset {
+                            id: id.reversed(),
+                            reason,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// One run of the work item.
+    fn run(&mut self) {
+        if self.stopping {
+            return;
+        }
+        if XS_DIRTY.swap(false, Ordering::AcqRel) {
+            self.scan();
+        }
+        for i in 0..self.peers.len() {
+            self.poll(i);
+        }
+        self.tick();
+    }
+}
+
+/// XenStore watch callback (xenwatch thread): rescan on the next run.
+///
+/// # Safety
+///
+/// Called by xenbus only, with valid (unused) arguments.
+unsafe extern "C" fn on_watch(
+    _w: *mut crate::bindings::xenbus_watch,
+    _path: *const c_char,
+    _token: *const c_char,
+) {
+    XS_DIRTY.store(true, Ordering::Release);
+    glue::work_kick();
+}
+
+/// The running control plane: owns the state and the watch on `Y(self)`.
+pub(crate) struct ControlPlane {
+    watch: Option<Watch>,
+    // Dropped last: withdrawn from the callbacks once the last running one is done.
+    plane: glue::Publication<Plane>,
+}
+
+impl ControlPlane {
+    pub(crate) fn start(domid: u16, max_ring_pages: u16) -> Result<Self> {
+        OWN_DOMID.store(domid as u64, Ordering::Relaxed);
+        let plane = KBox::pin_init(
+            kernel::new_mutex!(Plane::new(domid, max_ring_pages)),
+            GFP_KERNEL,
+        )?;
+        XS_DIRTY.store(true, Ordering::Release);
+        let plane = PLANE.publish(plane);
+        let mut cp = ControlPlane { plane, watch: None };
+        // On failure `cp` drops: the plane is withdrawn and the work cancelled.
+        cp.watch = Some(Watch::new(paths::root(domid).as_str(), on_watch)?);
+        // First scan now, not from the work item: once insmod returns, `up` is written (if
+        // the area is ready) and a peer's connect finds us.
+        cp.plane.with_locked(|p| p.run());
+        glue::work_kick();
+        Ok(cp)
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.watch = None; // unregistered: no more watch callbacks
+        self.plane.with_locked(|g| {
+            if g.gen.is_some() {
+                // First, so that the watcher stops relaying to us; then GOODBYE.
+                let _ = xen::xs_rm(paths::up_node(g.domid).as_str());
+            }
+            g.stop_all(); // GOODBYE to every peer; all ports unbound, pages revoked/unmapped
+            g.stopping = true;
+        });
+        // No interrupt or watch can queue the work any more; wait for a running one.
+        glue::work_cancel();
+    }
+}

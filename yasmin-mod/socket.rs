@@ -1,0 +1,513 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Our sockets: the kernel's `struct vsock_sock` behind one typed wrapper, and the state
+//! YASMIN keeps in each (`vsk->trans`). This is the only file that writes `struct sock` /
+//! `struct vsock_sock` fields, takes or drops socket references, or touches the user's
+//! message buffer.
+//!
+//! - [`Sock`]: a vsock socket; references are [`ARef<Sock>`] (sock_hold / sock_put).
+//! - [`Locked`]: the socket lock is held (taken here, or by af_vsock around a callback);
+//!   functions that need the lock take one, and every state change is one of its named
+//!   transitions: [`Locked::establish`], [`Locked::reset`], [`Locked::peer_shutdown`],
+//!   [`Locked::peer_closed`], [`Locked::peer_done_writing`], [`Sock::wake`].
+//! - [`SockState`]: peer, token, rings and event channel of one connection.
+//! - [`MsgIter`]: the user's buffer of one send or receive.
+
+use crate::bindings::{self, msghdr, sock, vsock_sock, vsock_transport};
+use crate::stats::{self, PeerStats};
+use crate::xen::rings::{RxRing, TxRing};
+use crate::xen::EventChannel;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use kernel::ffi::c_void;
+use kernel::prelude::*;
+use kernel::types::{ARef, AlwaysRefCounted, Opaque};
+
+const PAGE: u64 = crate::control::wire::PAGE_SIZE as u64;
+/// `SINGLE_DEPTH_NESTING`: a child socket is locked while its listener is.
+const NESTED: i32 = 1;
+
+/// YASMIN's state of one socket, reachable only through [`Locked`].
+pub(crate) struct SockState {
+    pub(crate) peer: u16,
+    pub(crate) token: u64,
+    /// Registered in the control plane's table (which holds a socket reference).
+    pub(crate) registered: bool,
+    /// The peer released its socket (its CLOSE arrived): we still answer with ours.
+    pub(crate) peer_closed: bool,
+    /// The peer's counters. Written (by [`SockState::set_peer`]) before the event channel
+    /// is bound and never again: the interrupt handler reads it without the lock.
+    stats: &'static PeerStats,
+    /// Test hook armed on this socket: every write leaves its ring header corrupted.
+    #[cfg(yasmin_test)]
+    pub(crate) scribbling: bool,
+    pub(crate) evt: Option<EventChannel>,
+    pub(crate) tx: Option<TxRing>,
+    pub(crate) rx: Option<RxRing>,
+}
+
+impl SockState {
+    fn new() -> Self {
+        SockState {
+            peer: 0,
+            token: 0,
+            registered: false,
+            peer_closed: false,
+            stats: stats::no_peer(),
+            #[cfg(yasmin_test)]
+            scribbling: false,
+            evt: None,
+            tx: None,
+            rx: None,
+        }
+    }
+
+    /// Names the connection's peer and token. Before the event channel is bound.
+    pub(crate) fn set_peer(&mut self, peer: u16, token: u64) {
+        self.peer = peer;
+        self.token = token;
+        self.stats = stats::of_peer(peer);
+    }
+
+    pub(crate) fn stats(&self) -> &'static PeerStats {
+        self.stats
+    }
+
+    /// Signals the peer through the connection's event channel, if it has one.
+    pub(crate) fn notify(&self) {
+        if let Some(e) = self.evt.as_ref() {
+            crate::profiled!(NOTIFY, e.notify());
+            stats::add(&stats::SIGNALS_SENT, 1);
+            stats::add(&self.stats.signals_sent, 1);
+        }
+    }
+
+    /// Drops the connection's rings and event channel.
+    pub(crate) fn release_rings(&mut self) {
+        // Unbind first: no interrupt may touch the socket once the rings are gone.
+        self.evt = None;
+        self.tx = None;
+        self.rx = None;
+    }
+}
+
+/// A vsock socket (`struct vsock_sock`, which starts with its `struct sock`).
+///
+/// # Invariants
+///
+/// - A `&Sock` refers to a live socket for the whole borrow: an [`ARef<Sock>`] owns a
+///   reference, and callbacks get theirs from af_vsock, which holds one for the call.
+/// - Its fields are written only through [`Locked`] (socket lock held), apart from the
+///   wake-ups, which the kernel allows from any context.
+/// - `trans` is null or a `KBox<SockState>` installed by [`Locked::attach_state`].
+#[repr(transparent)]
+pub(crate) struct Sock(Opaque<vsock_sock>);
+
+// SAFETY: a `struct sock` is shared between CPUs by design; every access we make goes
+// through its lock (`Locked`), its reference count, or wake-ups that are IRQ-safe.
+unsafe impl Send for Sock {}
+// SAFETY: as above: `&Sock` only allows lock-protected or thread-safe operations.
+unsafe impl Sync for Sock {}
+
+// SAFETY: sock_hold/sock_put are the socket's reference count; the socket is freed only
+// when it drops to zero.
+unsafe impl AlwaysRefCounted for Sock {
+    fn inc_ref(&self) {
+        // SAFETY: the socket is live (type invariant), so its count is non-zero.
+        unsafe { bindings::yasmin_sock_hold(self.sk()) };
+    }
+
+    /// # Safety
+    ///
+    /// The caller gives up one reference it owns (the trait's contract).
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: the caller gives up one reference it owns (trait contract).
+        unsafe { bindings::yasmin_sock_put(obj.as_ptr().cast()) };
+    }
+}
+
+impl Sock {
+    /// # Safety
+    ///
+    /// `vsk` points to a live vsock socket for `'a` (e.g. af_vsock's argument to a callback).
+    pub(crate) unsafe fn from_vsk<'a>(vsk: *mut vsock_sock) -> &'a Sock {
+        // SAFETY: `Sock` is a transparent wrapper of `vsock_sock`; liveness by the caller.
+        unsafe { &*vsk.cast::<Sock>() }
+    }
+
+    /// Takes over a reference the caller owns on `sk` (null: none).
+    ///
+    /// # Safety
+    ///
+    /// `sk` is null or a vsock socket on which the caller owns a reference it gives up.
+    unsafe fn adopt(sk: *mut sock) -> Option<ARef<Sock>> {
+        // SAFETY: `struct vsock_sock` starts with its `struct sock`; the reference is ours.
+        NonNull::new(sk.cast::<Sock>()).map(|p| unsafe { ARef::from_raw(p) })
+    }
+
+    fn vsk(&self) -> *mut vsock_sock {
+        self.0.get()
+    }
+
+    fn sk(&self) -> *mut sock {
+        self.0.get().cast()
+    }
+
+    /// Takes the socket lock (may sleep).
+    pub(crate) fn lock(&self) -> Locked<'_> {
+        // SAFETY: a live socket (type invariant); process context.
+        unsafe { bindings::yasmin_lock_sock(self.sk()) };
+        // INVARIANT: we hold the lock until the guard drops.
+        Locked {
+            sock: self,
+            owned: true,
+        }
+    }
+
+    /// A guard for a lock the caller already holds; it does not unlock on drop.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the socket lock for `'a` (af_vsock does around most callbacks),
+    /// or has exclusive access to the socket (it is being destroyed).
+    pub(crate) unsafe fn assume_locked(&self) -> Locked<'_> {
+        // INVARIANT: guaranteed by the caller.
+        Locked {
+            sock: self,
+            owned: false,
+        }
+    }
+
+    /// Wakes readers, writers and pollers (callable from hard IRQ context).
+    pub(crate) fn wake(&self) {
+        // SAFETY: a live socket; the wake callbacks are IRQ-safe.
+        unsafe { bindings::yasmin_sk_wake(self.sk()) };
+    }
+
+    /// The cookie our per-socket event channel hands to [`Sock::from_cookie`].
+    pub(crate) fn cookie(&self) -> usize {
+        self.sk() as usize
+    }
+
+    /// # Safety
+    ///
+    /// `cookie` came from [`Sock::cookie`] of a socket whose event channel is still bound
+    /// (the channel is unbound, waiting for the handler, before the socket can go).
+    pub(crate) unsafe fn from_cookie<'a>(cookie: *mut c_void) -> &'a Sock {
+        // SAFETY: by the caller, a live socket.
+        unsafe { &*cookie.cast::<Sock>() }
+    }
+
+    /// The per-socket interrupt: count the signal and wake everyone waiting.
+    pub(crate) fn signal_received(&self) {
+        stats::add(&stats::SIGNALS_RECEIVED, 1);
+        // SAFETY: `trans` is stable while the channel is bound (installed before, freed
+        // after); `stats` is written before the channel is bound and never again, so this
+        // plain read of that one field races with nothing. No reference to the state is
+        // formed: the lock owner may be using it.
+        unsafe {
+            let st = (*self.vsk()).trans.cast::<SockState>();
+            if !st.is_null() {
+                stats::add(&core::ptr::addr_of!((*st).stats).read().signals_received, 1);
+            }
+        }
+        crate::profiled!(IRQ, self.wake());
+    }
+
+    /// The listening socket bound to `port` on our CID, if any.
+    pub(crate) fn find_listener(local_cid: u32, port: u32) -> Option<ARef<Sock>> {
+        // SAFETY: an all-zero sockaddr_vm is valid; vsock_addr_init fills it.
+        let mut addr: bindings::sockaddr_vm = unsafe { core::mem::zeroed() };
+        // SAFETY: a valid out-structure.
+        unsafe { bindings::vsock_addr_init(&mut addr, local_cid, port) };
+        // SAFETY: looks up af_vsock's bound table; returns a held socket or null.
+        unsafe { Self::adopt(bindings::vsock_find_bound_socket(&mut addr)) }
+    }
+}
+
+/// The socket lock is held on `sock`.
+///
+/// # Invariants
+///
+/// The lock is held for the guard's whole life; if `owned`, the guard took it and
+/// releases it on drop.
+pub(crate) struct Locked<'a> {
+    sock: &'a Sock,
+    owned: bool,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if self.owned {
+            // SAFETY: we took the lock (type invariant).
+            unsafe { bindings::release_sock(self.sock.sk()) };
+        }
+    }
+}
+
+impl<'a> Locked<'a> {
+    /// The locked socket.
+    pub(crate) fn sock(&self) -> &'a Sock {
+        self.sock
+    }
+
+    fn vsk(&self) -> *mut vsock_sock {
+        self.sock.vsk()
+    }
+
+    fn sk(&self) -> *mut sock {
+        self.sock.sk()
+    }
+
+    /// YASMIN's state of this socket (none before init or after destruct).
+    pub(crate) fn state(&mut self) -> Option<&mut SockState> {
+        // SAFETY: `trans` is null or our `KBox<SockState>` (type invariant of `Sock`),
+        // used only under the lock, which we hold, and borrowed as long as the guard.
+        unsafe { (*self.vsk()).trans.cast::<SockState>().as_mut() }
+    }
+
+    /// Transport init: installs a fresh state and the buffer sizes (inherited from the
+    /// listener for a child, else the module's default ring and bounds).
+    pub(crate) fn attach_state(&mut self, parent: Option<&Sock>, ring: u64, max: u64) -> Result {
+        let st = KBox::new(SockState::new(), GFP_KERNEL)?;
+        stats::add(&stats::SOCKETS, 1);
+        let sizes = match parent {
+            // SAFETY: af_vsock passes the listener, locked by its caller: plain reads.
+            Some(p) => unsafe {
+                let p = p.vsk();
+                ((*p).buffer_size, (*p).buffer_min_size, (*p).buffer_max_size)
+            },
+            None => (ring * PAGE, PAGE, max * PAGE),
+        };
+        let v = self.vsk();
+        // SAFETY: a socket being set up, locked or not yet visible to anyone else.
+        // INVARIANT: `trans` holds our `KBox<SockState>` until `detach_state`.
+        unsafe {
+            (*v).trans = KBox::into_raw(st).cast();
+            ((*v).buffer_size, (*v).buffer_min_size, (*v).buffer_max_size) = sizes;
+        }
+        Ok(())
+    }
+
+    /// Transport destruct: frees the state.
+    pub(crate) fn detach_state(&mut self) {
+        let v = self.vsk();
+        // SAFETY: the socket is being destroyed: nobody else uses `trans` now.
+        let p = unsafe { core::ptr::replace(&mut (*v).trans, core::ptr::null_mut()) };
+        let p = p.cast::<SockState>();
+        if !p.is_null() {
+            // SAFETY: installed by `attach_state` from `KBox::into_raw`, now unreachable.
+            drop(unsafe { KBox::from_raw(p) });
+            stats::SOCKETS.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn local_port(&self) -> u32 {
+        // SAFETY: a plain read of the locked socket.
+        unsafe { (*self.vsk()).local_addr.svm_port }
+    }
+
+    pub(crate) fn remote_port(&self) -> u32 {
+        // SAFETY: as above.
+        unsafe { (*self.vsk()).remote_addr.svm_port }
+    }
+
+    pub(crate) fn remote_cid(&self) -> u32 {
+        // SAFETY: as above.
+        unsafe { (*self.vsk()).remote_addr.svm_cid }
+    }
+
+    /// SO_VM_SOCKETS_BUFFER_SIZE.
+    pub(crate) fn buffer_size(&self) -> u64 {
+        // SAFETY: as above.
+        unsafe { (*self.vsk()).buffer_size }
+    }
+
+    /// The TCP-style state (`TCP_ESTABLISHED`, ...).
+    pub(crate) fn tcp_state(&self) -> u32 {
+        // SAFETY: as above.
+        unsafe { (*self.sk()).__sk_common.skc_state as u32 }
+    }
+
+    fn set_tcp_state(&mut self, state: u32) {
+        // SAFETY: the state is written under the socket lock, as the core does.
+        unsafe { (*self.sk()).__sk_common.skc_state = state as u8 };
+    }
+
+    fn state_change(&self) {
+        let sk = self.sk();
+        // SAFETY: the socket's own callback, called with its lock held as the core does.
+        unsafe {
+            if let Some(f) = (*sk).sk_state_change {
+                f(sk);
+            }
+        }
+    }
+
+    /// Connector side, on the peer's ACCEPT: the connection is up.
+    pub(crate) fn establish(&mut self, remote_port: u32) {
+        self.set_tcp_state(bindings::TCP_ESTABLISHED);
+        // SAFETY: written under the socket lock; `sk_socket` is null or the socket's live
+        // `struct socket` (a connecting socket is owned by a process); then the socket,
+        // connected, goes into af_vsock's connected table.
+        unsafe {
+            (*self.vsk()).remote_addr.svm_port = remote_port;
+            if let Some(so) = (*self.sk()).sk_socket.as_mut() {
+                so.state = bindings::socket_state_SS_CONNECTED;
+            }
+            bindings::vsock_insert_connected(self.vsk());
+        }
+        self.state_change();
+    }
+
+    /// The connection is gone with `errno` (peer RESET, pair failure, corrupt ring): the
+    /// socket is closed, its rings released, and its users see the error.
+    pub(crate) fn reset(&mut self, errno: u32) {
+        stats::add(&stats::RESETS, 1);
+        self.set_tcp_state(bindings::TCP_CLOSE);
+        // SAFETY: fields written under the socket lock, as the core does.
+        unsafe {
+            (*self.sk()).sk_err = errno as i32;
+            (*self.vsk()).peer_shutdown = bindings::SHUTDOWN_MASK;
+        }
+        if let Some(st) = self.state() {
+            stats::add(&st.stats.resets, 1);
+            st.registered = false;
+            st.release_rings();
+        }
+        // SAFETY: a locked socket; reports `sk_err` to waiters.
+        unsafe { bindings::sk_error_report(self.sock.sk()) };
+    }
+
+    /// The peer shut down `mode` (RCV_SHUTDOWN / SEND_SHUTDOWN bits).
+    pub(crate) fn peer_shutdown(&mut self, mode: u32) {
+        // SAFETY: written under the socket lock.
+        unsafe { (*self.vsk()).peer_shutdown |= mode & bindings::SHUTDOWN_MASK };
+        self.state_change();
+        self.sock.wake();
+    }
+
+    /// The peer released its socket: it reads and writes no more, but what it wrote
+    /// stays mapped for us to drain.
+    pub(crate) fn peer_closed(&mut self) {
+        if let Some(st) = self.state() {
+            st.registered = false;
+            st.peer_closed = true;
+        }
+        self.peer_shutdown(bindings::SHUTDOWN_MASK);
+    }
+
+    /// The peer closed its ring and everything in it has been read: that is its SHUT_WR,
+    /// even before its CLOSE message (slower, on the control channel) arrives.
+    pub(crate) fn peer_done_writing(&mut self) {
+        // SAFETY: written under the socket lock.
+        unsafe { (*self.vsk()).peer_shutdown |= bindings::SEND_SHUTDOWN };
+    }
+
+    /// Transport release: out of af_vsock's bound and connected tables.
+    pub(crate) fn remove_from_tables(&mut self) {
+        // SAFETY: a locked socket of ours.
+        unsafe { bindings::vsock_remove_sock(self.sock.vsk()) };
+    }
+
+    /// Listener side of an incoming connection: creates a child socket at `local`
+    /// (cid, port), connected to `remote`, on transport `ours`, locked; `setup` gives it
+    /// its connection state; then the child is queued for accept() and `queued` runs on
+    /// it (still locked). `Err(reason)` (a wire RESET reason) if anything fails: the child
+    /// is gone again.
+    pub(crate) fn spawn_child<R>(
+        &mut self,
+        ours: *const vsock_transport,
+        local: (u32, u32),
+        remote: (u32, u32),
+        setup: impl FnOnce(&mut Locked<'_>) -> core::result::Result<R, u32>,
+        queued: impl FnOnce(&mut Locked<'_>, R),
+    ) -> core::result::Result<(), u32> {
+        use crate::control::wire::{RESET_BACKLOG, RESET_NO_LISTENER, RESET_NO_MEMORY};
+        if self.tcp_state() != bindings::TCP_LISTEN {
+            return Err(RESET_NO_LISTENER);
+        }
+        // SAFETY: a locked listener.
+        if unsafe { bindings::yasmin_sk_acceptq_is_full(self.sock.sk()) } {
+            return Err(RESET_BACKLOG);
+        }
+        // SAFETY: a locked listener; returns a new socket with one reference (ours) or null.
+        let child = unsafe { Sock::adopt(bindings::vsock_create_connected(self.sock.sk())) };
+        let child = child.ok_or(RESET_NO_MEMORY)?;
+        // SAFETY: a live socket, locked below its listener (lockdep nesting level 1).
+        unsafe { bindings::lock_sock_nested(child.sk(), NESTED) };
+        // INVARIANT: we took the lock; the guard releases it.
+        let mut c = Locked {
+            sock: &child,
+            owned: true,
+        };
+        // SAFETY: the locked child's address fields; then af_vsock picks the child's transport from its addresses (both locked).
+        let rc = unsafe {
+            bindings::vsock_addr_init(&mut (*c.vsk()).local_addr, local.0, local.1);
+            bindings::vsock_addr_init(&mut (*c.vsk()).remote_addr, remote.0, remote.1);
+            bindings::vsock_assign_transport(c.vsk(), self.vsk())
+        };
+        if rc != 0 || !uses_transport(c.sock, ours) {
+            return Err(RESET_NO_MEMORY); // the guard unlocks, the ARef drops the child
+        }
+        let r = setup(&mut c)?;
+        c.set_tcp_state(bindings::TCP_ESTABLISHED);
+        // SAFETY: listener and child locked; the accept queue takes its own references.
+        unsafe {
+            bindings::yasmin_sk_acceptq_added(self.sk());
+            bindings::vsock_insert_connected(c.vsk());
+            bindings::vsock_enqueue_accept(self.sk(), c.sk());
+        }
+        queued(&mut c, r);
+        drop(c);
+        // The creation reference now belongs to the socket itself: af_vsock drops it when
+        // the accepted socket is released.
+        let _ = ARef::into_raw(child);
+        let l = self.sk();
+        // SAFETY: the listener's own callback, called with its lock held.
+        unsafe {
+            if let Some(f) = (*l).sk_data_ready {
+                f(l);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `vsk` uses transport `t` (as af_vsock assigned it).
+pub(crate) fn uses_transport(sock: &Sock, t: *const vsock_transport) -> bool {
+    // SAFETY: a plain read of a pointer field af_vsock sets before calling the transport.
+    core::ptr::eq(unsafe { (*sock.vsk()).transport }, t)
+}
+
+/// The user's buffer of one send or receive (`msg->msg_iter`).
+pub(crate) struct MsgIter<'a> {
+    iter: *mut bindings::iov_iter,
+    _call: PhantomData<&'a mut msghdr>,
+}
+
+impl<'a> MsgIter<'a> {
+    /// # Safety
+    ///
+    /// `msg` is the message header af_vsock passed to this call, valid for `'a`.
+    pub(crate) unsafe fn new(msg: *mut msghdr) -> Self {
+        MsgIter {
+            // SAFETY: by the caller, `msg` is valid.
+            iter: unsafe { core::ptr::addr_of_mut!((*msg).msg_iter) },
+            _call: PhantomData,
+        }
+    }
+
+    /// The copier for `ring::Consumer::read` / `peek`: ring segment -> user memory.
+    /// Returns the bytes copied, fewer on a fault in the user's buffer.
+    pub(crate) fn to_user(&mut self) -> impl FnMut(*const u8, usize) -> usize + '_ {
+        // SAFETY: the ring calls this only with `src` valid for reads of `n` bytes (its
+        // callback contract); the iterator is the caller's, valid for the call.
+        |src, n| unsafe { bindings::_copy_to_iter(src.cast(), n, self.iter) }
+    }
+
+    /// The copier for `ring::Producer::write`: user memory -> ring segment.
+    pub(crate) fn from_user(&mut self) -> impl FnMut(*mut u8, usize) -> usize + '_ {
+        // SAFETY: the ring calls this only with `dst` valid for writes of `n` bytes.
+        |dst, n| unsafe { bindings::_copy_from_iter(dst.cast(), n, self.iter) }
+    }
+}

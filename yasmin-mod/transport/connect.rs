@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A connection's life outside the data path: connect, the peer's CONNECT arriving at a
+//! listener, ACCEPT / RESET / SHUTDOWN / CLOSE from the peer, shutdown and release.
+//! Messages go out through the control plane (`crate::plane`); messages in come back
+//! from it as [`SockEvent`]s, applied here with the plane unlocked.
+
+use super::{local_cid, ours, ring_pages_for, sock_event};
+use crate::bindings;
+use crate::control::paths;
+use crate::control::wire::{self, ConnId, Msg, RingRef};
+use crate::plane::{self, SockEvent};
+use crate::socket::{Locked, Sock};
+use crate::stats;
+use crate::xen::rings::{RxRing, TxRing};
+use crate::xen::EventChannel;
+use kernel::ffi::c_int;
+use kernel::prelude::*;
+use kernel::types::ARef;
+
+/// The connection id as this side sends it.
+fn conn_id(sk: &Locked<'_>, token: u64) -> ConnId {
+    ConnId {
+        src_port: sk.local_port(),
+        dst_port: sk.remote_port(),
+        token,
+    }
+}
+
+/// Ends `sk`'s connection with the peer for good: RESET with `reason`, and out of the
+/// plane's table (its reference dropped once the plane is unlocked). The socket itself
+/// is left as it is: the caller resets it or releases its rings.
+fn abort(sk: &mut Locked<'_>, reason: u32) {
+    let (lp, rp) = (sk.local_port(), sk.remote_port());
+    let Some(st) = sk.state() else { return };
+    if !st.registered {
+        return;
+    }
+    st.registered = false;
+    let id = ConnId {
+        src_port: lp,
+        dst_port: rp,
+        token: st.token,
+    };
+    let peer = st.peer;
+    let held = plane::with(|p| p.reset_sock(peer, id, reason)).flatten();
+    drop(held); // the table's reference; af_vsock (or the event) holds another
+}
+
+/// The peer broke the ring protocol (an impossible index in shared memory): log it, reset
+/// the connection on both sides, and return `-ECONNRESET` for the caller.
+pub(super) fn corrupted(sk: &mut Locked<'_>) -> c_int {
+    let (lp, rp) = (sk.local_port(), sk.remote_port());
+    if let Some(st) = sk.state().filter(|s| s.registered) {
+        pr_warn!(
+            "domain {}: connection (port {} -> {}) reset: the peer corrupted the shared ring\n",
+            st.peer,
+            lp,
+            rp
+        );
+    }
+    abort(sk, wire::RESET_PROTOCOL);
+    sk.reset(bindings::ECONNRESET);
+    -(bindings::ECONNRESET as c_int)
+}
+
+/// `connect()`: our ring and event channel, then CONNECT (once the pair channel is up).
+pub(super) fn connect(sk: &mut Locked<'_>) -> c_int {
+    let (cid, buf) = (sk.remote_cid(), sk.buffer_size());
+    let peer = match paths::cid_to_domid(cid) {
+        Some(p) if cid != local_cid() => p,
+        _ => return -(bindings::ENETUNREACH as c_int),
+    };
+    let token = plane::next_token();
+    let id = conn_id(sk, token);
+    let me = ARef::from(sk.sock());
+    let Some(st) = sk.state() else {
+        return EINVAL.to_errno();
+    };
+    st.set_peer(peer, token);
+    let tx = match TxRing::new(peer, ring_pages_for(buf)) {
+        Ok(t) => t,
+        Err(e) => return e.to_errno(),
+    };
+    let evt = match EventChannel::alloc_unbound(peer, sock_event, me.cookie()) {
+        Ok(e) => e,
+        Err(e) => return e.to_errno(),
+    };
+    let msg = Msg::Connect {
+        id,
+        ring: RingRef {
+            dir_gref: tx.dir_gref(),
+            pages: tx.pages(),
+        },
+        evtchn: evt.port(),
+    };
+    st.tx = Some(tx);
+    st.evt = Some(evt);
+    // The table keeps a reference (`me`) until the connection is forgotten.
+    match plane::with(|p| p.connect_sock(peer, token, me, msg)) {
+        Some(Ok(())) => {
+            st.registered = true;
+            stats::add(&stats::CONNECTIONS, 1);
+            stats::add(&st.stats().connections, 1);
+            0
+        }
+        r => {
+            st.release_rings();
+            r.and_then(|r| r.err()).unwrap_or(ENODEV).to_errno()
+        }
+    }
+}
+
+/// `shutdown()`: SHUT_WR closes our ring at once; the peer hears both bits by message.
+pub(super) fn shutdown(sk: &mut Locked<'_>, mode: u32) {
+    let mode = mode & bindings::SHUTDOWN_MASK;
+    let (lp, rp) = (sk.local_port(), sk.remote_port());
+    let Some(st) = sk.state() else { return };
+    if mode & bindings::SEND_SHUTDOWN != 0 {
+        if let Some(tx) = st.tx.as_mut() {
+            if tx.prod.close().notify {
+                st.notify();
+            }
+        }
+    }
+    if st.registered && mode != 0 {
+        let id = ConnId {
+            src_port: lp,
+            dst_port: rp,
+            token: st.token,
+        };
+        let peer = st.peer;
+        plane::with(|p| p.send_sock(peer, Msg::Shutdown { id, mode }));
+    }
+}
+
+/// The socket is released: close both rings, unbind, and CLOSE; our sending ring stays
+/// readable (lingering in the plane) until the peer has released its side too.
+pub(super) fn release(sk: &mut Locked<'_>) {
+    let (lp, rp) = (sk.local_port(), sk.remote_port());
+    if let Some(st) = sk.state() {
+        // Mark both rings closed (EOF for the peer's reads, EPIPE for its writes).
+        if let Some(tx) = st.tx.as_mut() {
+            let _ = tx.prod.close();
+        }
+        if let Some(rx) = st.rx.as_mut() {
+            let _ = rx.cons.close();
+        }
+        st.notify();
+        // The interrupt names this socket: unbind before it can go away; unmap the peer's
+        // ring (we read no more).
+        st.evt = None;
+        st.rx = None;
+        let tx = st.tx.take();
+        // Every connection not reset ends with a CLOSE from each side; the peer's CLOSE is
+        // what lets a lingering ring go.
+        if st.registered || st.peer_closed {
+            let id = ConnId {
+                src_port: lp,
+                dst_port: rp,
+                token: st.token,
+            };
+            let (peer, token, linger) = (st.peer, st.token, st.registered);
+            st.registered = false;
+            let held = plane::with(move |p| {
+                p.send_sock(peer, Msg::Close { id });
+                if let (Some(tx), true) = (tx, linger) {
+                    p.linger(peer, token, tx);
+                }
+                p.forget_sock(peer, token)
+            })
+            .flatten();
+            drop(held); // the table's reference; af_vsock holds its own
+        }
+    }
+    sk.remove_from_tables();
+}
+
+/// Applies one socket event from the control plane (work item, plane unlocked).
+pub(super) fn apply(ev: SockEvent) {
+    match ev {
+        SockEvent::Incoming {
+            peer,
+            id,
+            ring,
+            evtchn,
+        } => incoming(peer, id, ring, evtchn),
+        SockEvent::ForSock { sk, msg } => for_sock(&mut sk.lock(), msg),
+        SockEvent::PairDown { sk, errno } => {
+            let mut l = sk.lock();
+            if l.state().is_some_and(|s| s.registered) {
+                l.reset(errno);
+            }
+        }
+    }
+}
+
+/// ACCEPT, RESET, SHUTDOWN or CLOSE for a socket of ours.
+fn for_sock(sk: &mut Locked<'_>, msg: Msg) {
+    let Some(st) = sk.state() else { return };
+    if !st.registered {
+        return; // released or reset meanwhile
+    }
+    match msg {
+        Msg::Accept { id, ring } => accepted(sk, id, ring),
+        Msg::Reset { .. } | Msg::Close { .. } => {
+            let (peer, token) = (st.peer, st.token);
+            let held = plane::with(|p| p.forget_sock(peer, token)).flatten();
+            if matches!(msg, Msg::Reset { .. }) {
+                sk.reset(bindings::ECONNRESET);
+            } else {
+                sk.peer_closed();
+            }
+            drop(held); // the table's reference; af_vsock and the event hold others
+        }
+        Msg::Shutdown { mode, .. } => sk.peer_shutdown(mode),
+        _ => {}
+    }
+}
+
+/// The peer's ACCEPT for our CONNECT: map its ring, and the connection is up.
+fn accepted(sk: &mut Locked<'_>, id: ConnId, ring: RingRef) {
+    let syn_sent = sk.tcp_state() == bindings::TCP_SYN_SENT;
+    let Some(st) = sk.state() else { return };
+    if !syn_sent || st.rx.is_some() {
+        // Too late (connect timed out) or a duplicate: refuse it, so the peer's accepted
+        // socket does not wait for a connection nobody uses.
+        abort(sk, wire::RESET_PROTOCOL);
+        if let Some(st) = sk.state() {
+            st.release_rings();
+        }
+        return;
+    }
+    match RxRing::map(st.peer, ring.dir_gref, ring.pages) {
+        Ok(rx) => {
+            st.rx = Some(rx);
+            sk.establish(id.src_port);
+        }
+        Err(e) => {
+            pr_warn!(
+                "domain {}: connection refused: its ring is unusable ({:?})\n",
+                st.peer,
+                e
+            );
+            abort(sk, wire::RESET_BAD_RING);
+            sk.reset(bindings::ECONNRESET);
+        }
+    }
+}
+
+/// A CONNECT from `peer`: find the listener, create the child socket, map the
+/// connector's ring, set up ours, answer ACCEPT (or RESET with the reason).
+fn incoming(peer: u16, id: ConnId, ring: RingRef, evtchn: u32) {
+    let Some(peer_cid) = paths::domid_to_cid(peer) else {
+        return;
+    };
+    let r = match Sock::find_listener(local_cid(), id.dst_port) {
+        None => Err(wire::RESET_NO_LISTENER),
+        Some(listener) => listener.lock().spawn_child(
+            ours(),
+            (local_cid(), id.dst_port),
+            (peer_cid, id.src_port),
+            |child| child_rings(child, peer, ring, evtchn, id.token),
+            |child, answer| register_child(child, peer, id.token, answer),
+        ),
+    };
+    if let Err(reason) = r {
+        plane::with(|p| {
+            p.send_sock(
+                peer,
+                Msg::Reset {
+                    id: id.reversed(),
+                    reason,
+                },
+            )
+        });
+    }
+}
+
+/// Maps the connector's ring, binds its port, allocates our ring; returns the ACCEPT.
+fn child_rings(
+    child: &mut Locked<'_>,
+    peer: u16,
+    ring: RingRef,
+    evtchn: u32,
+    token: u64,
+) -> core::result::Result<Msg, u32> {
+    let id = conn_id(child, token);
+    let pages = ring_pages_for(child.buffer_size());
+    let cookie = child.sock().cookie();
+    let st = child.state().ok_or(wire::RESET_NO_MEMORY)?;
+    st.set_peer(peer, token);
+    stats::add(&st.stats().connections, 1);
+    st.rx = Some(RxRing::map(peer, ring.dir_gref, ring.pages).map_err(|_| wire::RESET_BAD_RING)?);
+    let tx = TxRing::new(peer, pages).map_err(|_| wire::RESET_NO_MEMORY)?;
+    let answer = Msg::Accept {
+        id,
+        ring: RingRef {
+            dir_gref: tx.dir_gref(),
+            pages: tx.pages(),
+        },
+    };
+    st.tx = Some(tx);
+    st.evt = Some(
+        EventChannel::bind_interdomain(peer, evtchn, sock_event, cookie)
+            .map_err(|_| wire::RESET_BAD_RING)?,
+    );
+    Ok(answer)
+}
+
+/// The child is queued for accept(): into the plane's table, and ACCEPT goes out.
+fn register_child(child: &mut Locked<'_>, peer: u16, token: u64, answer: Msg) {
+    let me = ARef::from(child.sock());
+    let ok = matches!(
+        plane::with(|p| p.register_sock(peer, token, me, answer)),
+        Some(Ok(()))
+    );
+    if let Some(st) = child.state() {
+        st.registered = ok;
+    }
+    if !ok {
+        child.reset(bindings::ECONNRESET);
+    }
+    stats::add(&stats::CONNECTIONS, 1);
+}

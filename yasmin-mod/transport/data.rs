@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The data path of a connected socket: send and receive through its rings, and what
+//! af_vsock asks before it sleeps or polls. Every function runs with the socket locked;
+//! a ring the peer corrupted ends the connection ([`super::connect::corrupted`]).
+
+use super::connect::corrupted;
+use crate::bindings;
+use crate::ring::Transfer;
+use crate::socket::{Locked, MsgIter, SockState};
+use crate::stats;
+use core::sync::atomic::AtomicU64;
+use kernel::ffi::c_int;
+use kernel::prelude::*;
+
+fn not_connected() -> isize {
+    -(bindings::ENOTCONN as isize)
+}
+
+/// After a transfer of `t.bytes`: signal the peer if it asked, count the bytes.
+fn account(st: &SockState, t: &Transfer, global: &AtomicU64, peer: &AtomicU64) {
+    if t.notify {
+        st.notify();
+    }
+    stats::add(global, t.bytes as u64);
+    stats::add(peer, t.bytes as u64);
+}
+
+/// `send()`: copies what fits of the user's buffer into our ring.
+pub(super) fn enqueue(sk: &mut Locked<'_>, msg: &mut MsgIter<'_>, len: usize) -> isize {
+    let Some(st) = sk.state().filter(|s| s.tx.is_some()) else {
+        return not_connected();
+    };
+    let r = st.tx.as_mut().map(|tx| tx.prod.write(len, msg.from_user()));
+    let Some(Ok(t)) = r else {
+        return corrupted(sk) as isize;
+    };
+    account(st, &t, &stats::BYTES_SENT, &st.stats().bytes_sent);
+    #[cfg(yasmin_test)]
+    crate::test_hooks::after_write(sk);
+    t.bytes as isize
+}
+
+/// `recv()`: copies from the peer's ring into the user's buffer (`MSG_PEEK`: without
+/// consuming). A fault in the user's buffer with data waiting is `EFAULT`, not EOF.
+pub(super) fn dequeue(
+    sk: &mut Locked<'_>,
+    msg: &mut MsgIter<'_>,
+    len: usize,
+    flags: c_int,
+) -> isize {
+    let peek = flags as u32 & bindings::MSG_PEEK != 0;
+    let Some(rx) = sk.state().and_then(|s| s.rx.as_mut()) else {
+        return not_connected();
+    };
+    let r = if peek {
+        let n = rx.cons.peek(0, len, msg.to_user());
+        n.map(|bytes| Transfer {
+            bytes,
+            notify: false,
+        })
+    } else {
+        rx.cons.read(len, msg.to_user())
+    };
+    let Ok(t) = r else {
+        return corrupted(sk) as isize;
+    };
+    // Nothing copied although data waits: the user's buffer faulted.
+    let faulted = t.bytes == 0 && len > 0 && matches!(rx.cons.readable(), Ok(n) if n > 0);
+    if let Some(st) = sk.state().filter(|_| !peek) {
+        account(st, &t, &stats::BYTES_RECEIVED, &st.stats().bytes_received);
+        if faulted {
+            return EFAULT.to_errno() as isize;
+        }
+    }
+    t.bytes as isize
+}
+
+/// Bytes readable now; 0 at EOF, which also marks the peer's SHUT_WR.
+pub(super) fn has_data(sk: &mut Locked<'_>) -> i64 {
+    let Some(rx) = sk.state().and_then(|s| s.rx.as_mut()) else {
+        return 0;
+    };
+    // The closed flag first, then the index (the ring's `at_eof` order): a close seen
+    // here covers the producer's final index. The other way round, data published
+    // between the two loads would be taken for EOF and lost to the reader.
+    match (rx.cons.producer_closed(), rx.cons.readable()) {
+        (true, Ok(0)) => {
+            sk.peer_done_writing();
+            0
+        }
+        (_, Ok(n)) => n as i64,
+        (_, Err(_)) => corrupted(sk) as i64,
+    }
+}
+
+/// Bytes writable now.
+pub(super) fn has_space(sk: &mut Locked<'_>) -> i64 {
+    match sk
+        .state()
+        .and_then(|s| s.tx.as_mut())
+        .map(|tx| tx.prod.writable())
+    {
+        Some(Ok(n)) => n as i64,
+        Some(Err(_)) => corrupted(sk) as i64,
+        None => 0,
+    }
+}
+
+/// The receive buffer size: the peer's ring once connected, else ours to be.
+pub(super) fn rcvhiwat(sk: &mut Locked<'_>) -> u64 {
+    match sk.state().and_then(|s| s.rx.as_ref()) {
+        Some(rx) => rx.cons.capacity() as u64,
+        None => sk.buffer_size(),
+    }
+}
+
+pub(super) fn is_active(sk: &mut Locked<'_>) -> bool {
+    sk.state().is_some_and(|s| s.rx.is_some() && s.tx.is_some())
+}
+
+/// poll() for reading: ready with `target` bytes, or at EOF.
+pub(super) fn poll_in(sk: &mut Locked<'_>, target: usize) -> core::result::Result<bool, c_int> {
+    let Some(rx) = sk.state().and_then(|s| s.rx.as_mut()) else {
+        return Ok(false);
+    };
+    let target = target.max(1);
+    // Flag before index, as in `has_data`.
+    let closed = rx.cons.producer_closed();
+    let now = match rx.cons.readable() {
+        Ok(n) if n >= target => n,
+        // Ask to be signalled, then look again (no lost wakeup).
+        Ok(_) => rx.cons.arm_readable().unwrap_or(0),
+        Err(_) => return Err(corrupted(sk)),
+    };
+    if closed && now == 0 {
+        sk.peer_done_writing();
+    }
+    Ok(now >= target || closed)
+}
+
+/// poll() for writing: ready with any space.
+pub(super) fn poll_out(sk: &mut Locked<'_>) -> core::result::Result<bool, c_int> {
+    let Some(tx) = sk.state().and_then(|s| s.tx.as_mut()) else {
+        return Ok(false);
+    };
+    let now = match tx.prod.writable() {
+        Ok(n) if n > 0 => n,
+        Ok(_) => tx.prod.arm_writable().unwrap_or(0),
+        Err(_) => return Err(corrupted(sk)),
+    };
+    Ok(now > 0)
+}
+
+/// A reader is about to sleep (already on the wait queue): arm the ring, and if data
+/// arrived between its check and our arming, wake it instead.
+pub(super) fn recv_pre_block(sk: &mut Locked<'_>) {
+    crate::profiled_count!(RECV_BLOCK);
+    if let Some(rx) = sk.state().and_then(|s| s.rx.as_mut()) {
+        if matches!(rx.cons.arm_readable(), Ok(n) if n > 0) {
+            sk.sock().wake();
+        }
+    }
+}
+
+/// A writer is about to sleep: as [`recv_pre_block`], for space.
+pub(super) fn send_pre_block(sk: &mut Locked<'_>) {
+    crate::profiled_count!(SEND_BLOCK);
+    if let Some(tx) = sk.state().and_then(|s| s.tx.as_mut()) {
+        if matches!(tx.prod.arm_writable(), Ok(n) if n > 0) {
+            sk.sock().wake();
+        }
+    }
+}
+
+/// SIOCOUTQ: bytes written and not yet read by the peer.
+pub(super) fn unsent(sk: &mut Locked<'_>) -> isize {
+    match sk.state().and_then(|s| s.tx.as_mut()) {
+        Some(tx) => tx
+            .prod
+            .unsent()
+            .map_or(EPIPE.to_errno() as isize, |n| n as isize),
+        None => 0,
+    }
+}
