@@ -7,8 +7,10 @@
 //! - [`Sock`]: a vsock socket; references are [`ARef<Sock>`] (sock_hold / sock_put).
 //! - [`Locked`]: the socket lock is held (taken here, or by af_vsock around a callback);
 //!   functions that need the lock take one, and every state change is one of its named
-//!   transitions: [`Locked::establish`], [`Locked::reset`], [`Locked::peer_shutdown`],
-//!   [`Locked::peer_closed`], [`Locked::peer_done_writing`], [`Sock::wake`].
+//!   transitions: [`Locked::establish`], [`Locked::reset`], [`Locked::fail`],
+//!   [`Locked::peer_shutdown`],
+//!   [`Locked::peer_closed`], [`Locked::peer_done_writing`], [`Locked::peer_done_reading`],
+//!   [`Sock::wake`].
 //! - [`SockState`]: peer, token, rings and event channel of one connection.
 //! - [`MsgIter`]: the user's buffer of one send or receive.
 
@@ -34,6 +36,9 @@ pub(crate) struct SockState {
     pub(crate) registered: bool,
     /// The peer released its socket (its CLOSE arrived): we still answer with ours.
     pub(crate) peer_closed: bool,
+    /// Failed where nothing could sleep ([`Locked::fail`]): `release` still has to tell
+    /// the peer and free the rings.
+    pub(crate) broken: bool,
     /// The peer's counters. Written (by [`SockState::set_peer`]) before the event channel
     /// is bound and never again: the interrupt handler reads it without the lock.
     stats: &'static PeerStats,
@@ -52,6 +57,7 @@ impl SockState {
             token: 0,
             registered: false,
             peer_closed: false,
+            broken: false,
             stats: stats::no_peer(),
             #[cfg(yasmin_test)]
             scribbling: false,
@@ -362,6 +368,24 @@ impl<'a> Locked<'a> {
     /// The connection is gone with `errno` (peer RESET, pair failure, corrupt ring): the
     /// socket is closed, its rings released, and its users see the error.
     pub(crate) fn reset(&mut self, errno: u32) {
+        self.set_error(errno);
+        if let Some(st) = self.state() {
+            st.registered = false;
+            st.release_rings();
+        }
+    }
+
+    /// As [`Locked::reset`], where nothing may sleep (af_vsock calls `has_data` after
+    /// `prepare_to_wait`): only the socket's state changes now; the rings go, and the
+    /// peer hears of it, at release ([`SockState::broken`]).
+    pub(crate) fn fail(&mut self, errno: u32) {
+        self.set_error(errno);
+        if let Some(st) = self.state() {
+            st.broken = true;
+        }
+    }
+
+    fn set_error(&mut self, errno: u32) {
         stats::add(&stats::RESETS, 1);
         self.set_tcp_state(bindings::TCP_CLOSE);
         // SAFETY: fields written under the socket lock, as the core does.
@@ -371,10 +395,8 @@ impl<'a> Locked<'a> {
         }
         if let Some(st) = self.state() {
             stats::add(&st.stats.resets, 1);
-            st.registered = false;
-            st.release_rings();
         }
-        // SAFETY: a locked socket; reports `sk_err` to waiters.
+        // SAFETY: a locked socket; reports `sk_err` to waiters (wakes, never sleeps).
         unsafe { bindings::sk_error_report(self.sock.sk()) };
     }
 
@@ -401,6 +423,13 @@ impl<'a> Locked<'a> {
     pub(crate) fn peer_done_writing(&mut self) {
         // SAFETY: written under the socket lock.
         unsafe { (*self.vsk()).peer_shutdown |= bindings::SEND_SHUTDOWN };
+    }
+
+    /// The peer shut down reading (its ring's reader-closed flag): sends fail with EPIPE
+    /// at once, before its SHUTDOWN message (slower, on the control channel) arrives.
+    pub(crate) fn peer_done_reading(&mut self) {
+        // SAFETY: written under the socket lock.
+        unsafe { (*self.vsk()).peer_shutdown |= bindings::RCV_SHUTDOWN };
     }
 
     /// Transport release: out of af_vsock's bound and connected tables.

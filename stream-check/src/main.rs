@@ -13,12 +13,15 @@
 //! concurrent `digest` connections), `cycles` (sequential `digest` connections).
 //! Output: one `key=value` line per result, and the exit status says pass or fail.
 
+mod bad_buffers;
+
 use clap::{Parser, Subcommand};
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -72,6 +75,12 @@ enum Cmd {
         max_bytes: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// Calls with buffers the kernel cannot copy (NULL, half-mapped) on one connection:
+    /// each must fail with EFAULT or return a short count at once.
+    BadBuffers {
+        #[arg(long)]
+        connect: String,
     },
     /// `--count` connections one after the other, each sending `--bytes`.
     Cycles {
@@ -335,6 +344,12 @@ fn run(cli: Cli) -> io::Result<bool> {
             println!("connections={conns}");
             println!("checksums_equal={ok}");
             Ok(ok == conns)
+        }
+        Cmd::BadBuffers { connect } => {
+            let mut c = connect_to(&Addr::parse(&connect)?)?;
+            // The server streams to us (duplex) while our sends go nowhere useful.
+            request(&mut c, MODE_DUPLEX, 1, 1 << 30)?;
+            bad_buffers::run(c.as_raw_fd())
         }
         Cmd::Cycles {
             connect,

@@ -49,8 +49,22 @@ fn abort(sk: &mut Locked<'_>, reason: u32) {
 /// The peer broke the ring protocol (an impossible index in shared memory): log it, reset
 /// the connection on both sides, and return `-ECONNRESET` for the caller.
 pub(super) fn corrupted(sk: &mut Locked<'_>) -> c_int {
+    log_corrupted(sk);
+    abort(sk, wire::RESET_PROTOCOL);
+    sk.reset(bindings::ECONNRESET);
+    -(bindings::ECONNRESET as c_int)
+}
+
+/// [`corrupted`] where nothing may sleep: the socket fails now; the RESET to the peer and
+/// the release of the rings wait for [`release`].
+pub(super) fn corrupted_atomic(sk: &mut Locked<'_>) {
+    log_corrupted(sk);
+    sk.fail(bindings::ECONNRESET);
+}
+
+fn log_corrupted(sk: &mut Locked<'_>) {
     let (lp, rp) = (sk.local_port(), sk.remote_port());
-    if let Some(st) = sk.state().filter(|s| s.registered) {
+    if let Some(st) = sk.state().filter(|s| s.registered && !s.broken) {
         pr_warn!(
             "domain {}: connection (port {} -> {}) reset: the peer corrupted the shared ring\n",
             st.peer,
@@ -58,9 +72,6 @@ pub(super) fn corrupted(sk: &mut Locked<'_>) -> c_int {
             rp
         );
     }
-    abort(sk, wire::RESET_PROTOCOL);
-    sk.reset(bindings::ECONNRESET);
-    -(bindings::ECONNRESET as c_int)
 }
 
 /// `connect()`: our ring and event channel, then CONNECT (once the pair channel is up).
@@ -110,17 +121,23 @@ pub(super) fn connect(sk: &mut Locked<'_>) -> c_int {
     }
 }
 
-/// `shutdown()`: SHUT_WR closes our ring at once; the peer hears both bits by message.
+/// `shutdown()`: SHUT_WR closes our ring (the peer reads EOF after draining it), SHUT_RD
+/// marks the peer's ring reader-closed (its sends fail with EPIPE) at once; the peer also
+/// hears both bits by message.
 pub(super) fn shutdown(sk: &mut Locked<'_>, mode: u32) {
     let mode = mode & bindings::SHUTDOWN_MASK;
     let (lp, rp) = (sk.local_port(), sk.remote_port());
     let Some(st) = sk.state() else { return };
+    // Both directions' flags live in the shared rings: the peer sees them at once.
+    let mut notify = false;
     if mode & bindings::SEND_SHUTDOWN != 0 {
-        if let Some(tx) = st.tx.as_mut() {
-            if tx.prod.close().notify {
-                st.notify();
-            }
-        }
+        notify |= st.tx.as_mut().is_some_and(|tx| tx.prod.close().notify);
+    }
+    if mode & bindings::RCV_SHUTDOWN != 0 {
+        notify |= st.rx.as_mut().is_some_and(|rx| rx.cons.close().notify);
+    }
+    if notify {
+        st.notify();
     }
     if st.registered && mode != 0 {
         let id = ConnId {
@@ -136,6 +153,13 @@ pub(super) fn shutdown(sk: &mut Locked<'_>, mode: u32) {
 /// The socket is released: close both rings, unbind, and CLOSE; our sending ring stays
 /// readable (lingering in the plane) until the peer has released its side too.
 pub(super) fn release(sk: &mut Locked<'_>) {
+    if sk.state().is_some_and(|s| s.broken) {
+        // Failed where nothing could sleep: RESET instead of CLOSE, and no lingering.
+        abort(sk, wire::RESET_PROTOCOL);
+        if let Some(st) = sk.state() {
+            st.release_rings();
+        }
+    }
     let (lp, rp) = (sk.local_port(), sk.remote_port());
     if let Some(st) = sk.state() {
         // Mark both rings closed (EOF for the peer's reads, EPIPE for its writes).

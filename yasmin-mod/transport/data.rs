@@ -3,11 +3,12 @@
 //! af_vsock asks before it sleeps or polls. Every function runs with the socket locked;
 //! a ring the peer corrupted ends the connection ([`super::connect::corrupted`]).
 
-use super::connect::corrupted;
+use super::connect::{corrupted, corrupted_atomic};
 use crate::bindings;
 use crate::ring::Transfer;
 use crate::socket::{Locked, MsgIter, SockState};
 use crate::stats;
+use crate::xen::rings::TxRing;
 use core::sync::atomic::AtomicU64;
 use kernel::ffi::c_int;
 use kernel::prelude::*;
@@ -25,16 +26,27 @@ fn account(st: &SockState, t: &Transfer, global: &AtomicU64, peer: &AtomicU64) {
     stats::add(peer, t.bytes as u64);
 }
 
-/// `send()`: copies what fits of the user's buffer into our ring.
+/// `send()`: copies what fits of the user's buffer into our ring. `EPIPE` once the
+/// peer has shut down reading (its ring flag, seen at once), `EFAULT` if nothing could be
+/// copied from the user's buffer although there was room: af_vsock's send loop would
+/// otherwise call again, forever, with the socket locked.
 pub(super) fn enqueue(sk: &mut Locked<'_>, msg: &mut MsgIter<'_>, len: usize) -> isize {
     let Some(st) = sk.state().filter(|s| s.tx.is_some()) else {
         return not_connected();
     };
+    if st.tx.as_ref().is_some_and(|tx| tx.prod.consumer_closed()) {
+        sk.peer_done_reading();
+        return EPIPE.to_errno() as isize;
+    }
     let r = st.tx.as_mut().map(|tx| tx.prod.write(len, msg.from_user()));
     let Some(Ok(t)) = r else {
         return corrupted(sk) as isize;
     };
     account(st, &t, &stats::BYTES_SENT, &st.stats().bytes_sent);
+    let room = |tx: &mut TxRing| matches!(tx.prod.writable(), Ok(n) if n > 0);
+    if t.bytes == 0 && len > 0 && st.tx.as_mut().is_some_and(room) {
+        return EFAULT.to_errno() as isize;
+    }
     #[cfg(yasmin_test)]
     crate::test_hooks::after_write(sk);
     t.bytes as isize
@@ -64,18 +76,20 @@ pub(super) fn dequeue(
     let Ok(t) = r else {
         return corrupted(sk) as isize;
     };
-    // Nothing copied although data waits: the user's buffer faulted.
+    // Nothing copied although data waits: the user's buffer faulted (a zero here would
+    // read as EOF).
     let faulted = t.bytes == 0 && len > 0 && matches!(rx.cons.readable(), Ok(n) if n > 0);
     if let Some(st) = sk.state().filter(|_| !peek) {
         account(st, &t, &stats::BYTES_RECEIVED, &st.stats().bytes_received);
-        if faulted {
-            return EFAULT.to_errno() as isize;
-        }
+    }
+    if faulted {
+        return EFAULT.to_errno() as isize;
     }
     t.bytes as isize
 }
 
-/// Bytes readable now; 0 at EOF, which also marks the peer's SHUT_WR.
+/// Bytes readable now; 0 at EOF, which also marks the peer's SHUT_WR. af_vsock calls this
+/// after `prepare_to_wait` (the task no longer running): nothing here may sleep.
 pub(super) fn has_data(sk: &mut Locked<'_>) -> i64 {
     let Some(rx) = sk.state().and_then(|s| s.rx.as_mut()) else {
         return 0;
@@ -89,20 +103,27 @@ pub(super) fn has_data(sk: &mut Locked<'_>) -> i64 {
             0
         }
         (_, Ok(n)) => n as i64,
-        (_, Err(_)) => corrupted(sk) as i64,
+        (_, Err(_)) => {
+            // 0 with `sk_err` set: af_vsock's wait loop returns the error.
+            corrupted_atomic(sk);
+            0
+        }
     }
 }
 
 /// Bytes writable now.
 pub(super) fn has_space(sk: &mut Locked<'_>) -> i64 {
-    match sk
-        .state()
-        .and_then(|s| s.tx.as_mut())
-        .map(|tx| tx.prod.writable())
-    {
-        Some(Ok(n)) => n as i64,
-        Some(Err(_)) => corrupted(sk) as i64,
-        None => 0,
+    let Some(tx) = sk.state().and_then(|s| s.tx.as_mut()) else {
+        return 0;
+    };
+    if tx.prod.consumer_closed() {
+        // The peer shut down reading: af_vsock's send loop sees it and fails with EPIPE.
+        sk.peer_done_reading();
+        return 0;
+    }
+    match tx.prod.writable() {
+        Ok(n) => n as i64,
+        Err(_) => corrupted(sk) as i64,
     }
 }
 
@@ -143,6 +164,11 @@ pub(super) fn poll_out(sk: &mut Locked<'_>) -> core::result::Result<bool, c_int>
     let Some(tx) = sk.state().and_then(|s| s.tx.as_mut()) else {
         return Ok(false);
     };
+    if tx.prod.consumer_closed() {
+        // Writable, in that a send returns at once (EPIPE).
+        sk.peer_done_reading();
+        return Ok(true);
+    }
     let now = match tx.prod.writable() {
         Ok(n) if n > 0 => n,
         Ok(_) => tx.prod.arm_writable().unwrap_or(0),

@@ -4,6 +4,8 @@
 check module-loaded insmod /yasmin/yasmin.ko
 yasmin-stream-check serve --listen vsock:6200 > /tmp/s6200.log 2>&1 &
 yasmin-stream-check serve --listen vsock:6201 > /tmp/s6201.log 2>&1 &
+# For guest 1's bad-buffer calls (the stream it gets back is not checked).
+yasmin-stream-check serve --listen vsock:6202 > /tmp/s6202.log 2>&1 &
 check barrier-serving barrier serving 120
 check barrier-transfers-running barrier transfers-running 300
 # A hostile peer: the next write on our port-6201 socket scribbles its shared header.

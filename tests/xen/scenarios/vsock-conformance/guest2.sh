@@ -16,5 +16,14 @@ timeout 300 vsock_diag_test --mode=server --control-port=1235 --peer-cid="$PEER_
 rc=$?
 sed 's/^/# server: /' /tmp/vd.log
 check vsock_diag_test-server-exit test "$rc" = 0
+check barrier-shutdown-rounds barrier shutdown-rounds 120
+fails=0 i=0
+while [ $i -lt $SHUTDOWN_ROUNDS ]; do
+    i=$((i + 1))
+    # shellcheck disable=SC2046
+    timeout 120 vsock_test --mode=server --control-port=1236 --peer-cid="$PEER_CID" $(only_shutdown_opts) > /tmp/vs.log 2>&1 \
+        || { fails=$((fails + 1)); sed "s/^/# server round $i: /" /tmp/vs.log; }
+done
+check "shutdown-server-$SHUTDOWN_ROUNDS-rounds-in-a-row" test "$fails" = 0
 check barrier-done barrier done 120
 check module-unloaded retry 10 rmmod yasmin

@@ -9,3 +9,12 @@ to_cases() { # PREFIX: reads vsock_test output, prints YASMIN-CASE lines and the
             print "YASMIN-CASE ok " p "/" name
         }'
 }
+# Only the shutdown tests (16 SHUT_WR, 17 SHUT_RD): every other ID skipped.
+only_shutdown_opts() {
+    i=0
+    while [ $i -le 25 ]; do
+        case $i in 16|17) ;; *) printf -- '--skip=%s ' $i ;; esac
+        i=$((i + 1))
+    done
+}
+SHUTDOWN_ROUNDS=20
