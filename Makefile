@@ -2,7 +2,7 @@
 #   make demo    set everything up, build, boot the Xen test bed and show the guests talking
 #   make test    run every test (cargo workspace, module build, test-bed scenarios)
 #   make         build yasmin.ko against the cached kernel, or KDIR=/path/to/your/tree
-#   make module-test   the test build (test hooks + data-path profile), in target/kmod-test/
+#   make module-test   the test build (test hooks + data-path profile), in target/testbed-module/
 SHELL := /bin/bash
 ROOT := $(CURDIR)
 
@@ -14,9 +14,10 @@ KMAKE_IN = PATH=/usr/lib/llvm-19/bin:$$PATH LIBCLANG_PATH=/usr/lib/llvm-19/lib \
 	$(MAKE) -C $(KDIR) M=$(1) LLVM=1 RUSTC=$(RUSTC) HOSTRUSTC=$(RUSTC) \
 	RUSTDOC=$(dir $(RUSTC))rustdoc BINDGEN=$(BINDGEN)
 KMAKE = $(call KMAKE_IN,$(ROOT))
-# The test build gets its own copy of the sources (same layout), so the two builds
-# never share objects: Kbuild writes them next to the sources.
-TEST_OUT := $(ROOT)/target/kmod-test
+# The test build gets its own copy of the sources (same layout), one per kernel flavour
+# (YASMIN_KERNEL, see tools/env.sh), so builds never share objects: Kbuild writes them
+# next to the sources.
+TEST_OUT ?= $(dir $(shell . tools/env.sh && echo $$TESTBED_MODULE))
 MODULE_SOURCES = Kbuild $(shell find yasmin-mod ring/src xenstore-watch/src/control \
 	\( -name '*.rs' -o -name '*.c' -o -name '*.h' \) ! -name bindings_generated.rs)
 
@@ -33,7 +34,7 @@ module-test:
 clean:
 	$(KMAKE) clean
 	rm -f yasmin-mod/bindings_generated.rs
-	rm -rf $(TEST_OUT)
+	rm -rf $(ROOT)/target/testbed-module
 
 deps:
 	tools/install-deps

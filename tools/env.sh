@@ -26,16 +26,28 @@ BINDGEN_ROOT=$YASMIN_CACHE/tools/bindgen-$BINDGEN_VERSION
 BINDGEN=$BINDGEN_ROOT/bin/bindgen
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 
-# The kernel cache key: source package version + hash of the config fragment (and of
+# Two kernels from the one source: the test kernel (kernel/yasmin.config plus
+# kernel/debug.config: lockdep, atomic-sleep, list, object and memory debugging) that the
+# test bed boots, and the production kernel (kernel/yasmin.config alone) that the benchmark
+# and the demo boot. YASMIN_KERNEL=test|prod picks one (default: test).
+YASMIN_KERNEL=${YASMIN_KERNEL:-test}
+case $YASMIN_KERNEL in
+    test) KERNEL_FRAGMENTS=("$YASMIN_ROOT/kernel/yasmin.config" "$YASMIN_ROOT/kernel/debug.config") ;;
+    prod) KERNEL_FRAGMENTS=("$YASMIN_ROOT/kernel/yasmin.config") ;;
+    *) echo "YASMIN_KERNEL must be test or prod, not '$YASMIN_KERNEL'" >&2; return 1 2>/dev/null || exit 1 ;;
+esac
+export YASMIN_KERNEL
+# The kernel cache key: source package version + hash of the config fragments (and of
 # KERNEL_BUILD_REV, bumped when tools/build-kernel changes what it produces).
-KERNEL_FRAGMENT=$YASMIN_ROOT/kernel/yasmin.config
 KERNEL_BUILD_REV=1
 kernel_key() {
     local h
-    h=$( (cat "$KERNEL_FRAGMENT"; echo "rev $KERNEL_BUILD_REV") | sha256sum | cut -c1-12)
+    h=$( (cat "${KERNEL_FRAGMENTS[@]}"; echo "rev $KERNEL_BUILD_REV") | sha256sum | cut -c1-12)
     echo "linux-${KERNEL_SRC_VERSION//[~+]/_}-$h"
 }
 KERNEL_DIR=$YASMIN_CACHE/kernel/$(kernel_key)/linux
+# The test build of the module (test hooks, profile) for the kernel in use.
+TESTBED_MODULE=$YASMIN_ROOT/target/testbed-module/$YASMIN_KERNEL/yasmin.ko
 
 # Kernel-side Rust must be Debian's rustc 1.85 (matches its rust-src), never rustup's.
 KMAKE_VARS=(LLVM=1 RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc "BINDGEN=$BINDGEN")
