@@ -137,17 +137,19 @@ impl Link {
         Ok(())
     }
 
-    /// Reads every complete message (at most `out.len()`) and counts well-framed but
-    /// invalid ones in `bad`; `Err` if the channel is broken.
+    /// Reads complete messages into `out`, taking at most `out.len()` frames off the ring
+    /// (valid or not, so that a flood of invalid ones is bounded too), and counts the
+    /// well-framed but invalid ones in `bad`. Returns (messages, frames); `Err` if the
+    /// channel is broken.
     pub(super) fn receive(
         &mut self,
         out: &mut [Option<Msg>],
         bad: &mut u32,
-    ) -> core::result::Result<usize, ()> {
+    ) -> core::result::Result<(usize, usize), ()> {
         let rx = &mut self.rings.rx;
-        let mut n = 0;
+        let (mut n, mut frames) = (0, 0);
         let mut notify = false;
-        while n < out.len() {
+        while frames < out.len() {
             let avail = rx.readable().map_err(|_| ())?;
             let mut hdr = [0u8; wire::HEADER_LEN];
             if avail < hdr.len() {
@@ -167,19 +169,20 @@ impl Link {
             let mut buf = [0u8; wire::MAX_MSG_LEN];
             let t = rx.read_slice(&mut buf[..h.len]).map_err(|_| ())?;
             notify |= t.notify;
+            frames += 1;
             match Msg::decode(&buf[..h.len]) {
                 Ok((m, _)) => {
                     out[n] = Some(m);
                     n += 1;
                 }
                 Err(e) if e.is_fatal() => return Err(()),
-                Err(_) => *bad += 1, // well framed but invalid: skipped
+                Err(_) => *bad = bad.saturating_add(1), // well framed but invalid: skipped
             }
         }
         if notify {
             self.evt.notify();
         }
-        Ok(n)
+        Ok((n, frames))
     }
 }
 

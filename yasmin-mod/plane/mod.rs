@@ -36,6 +36,10 @@ use link::{Link, LinkError};
 
 /// The running plane, for the work item, the watch, debugfs and socket callbacks.
 static PLANE: Published<Plane> = Published::new();
+/// Control frames one run reads from one peer before it yields (and requeues itself).
+const FRAMES_PER_RUN: usize = 64;
+/// Socket events waiting for the transport before polling stops for this run.
+const MAX_DEFERRED: usize = 256;
 /// Set by the XenStore watch: `Y(self)` changed, rescan it.
 static XS_DIRTY: AtomicBool = AtomicBool::new(true);
 /// Connection tokens: our domid in the top 16 bits (so both sides of a pair never pick
@@ -186,9 +190,27 @@ impl Plane {
         self.conns.forget(peer, id.token)
     }
 
-    /// Keeps a released socket's sending ring until the peer has released its side.
-    pub(crate) fn linger(&mut self, peer: u16, token: u64, tx: TxRing) {
-        self.conns.linger(peer, token, tx);
+    /// A released socket: CLOSE to the peer, and its sending ring (`tx`, if the peer may
+    /// still read it) kept until the peer has released its side too. A connection whose
+    /// CONNECT never left (the pair channel was not up yet) just goes, ring and all.
+    /// Returns the table's socket reference, as [`Plane::forget_sock`].
+    pub(crate) fn close_sock(
+        &mut self,
+        peer: u16,
+        id: ConnId,
+        tx: Option<TxRing>,
+    ) -> Option<ARef<Sock>> {
+        let unsent = self
+            .conns
+            .find(peer, id.token)
+            .is_some_and(|c| c.pending.is_some());
+        if !unsent {
+            self.send_sock(peer, Msg::Close { id });
+            if let Some(tx) = tx {
+                self.conns.linger(peer, id.token, tx);
+            }
+        }
+        self.conns.forget(peer, id.token)
     }
 
     /// Connections in the table (debugfs `stats`).
@@ -223,26 +245,35 @@ impl Plane {
         }
     }
 
-    /// Drains peer `i`'s control ring and feeds pair-level messages to its state machine.
+    /// Drains peer `i`'s control ring, at most [`FRAMES_PER_RUN`] frames per run and only
+    /// while fewer than [`MAX_DEFERRED`] socket events wait: a peer that floods the ring
+    /// gets the rest of its messages read by the next run (queued at once), so one run of
+    /// the work item, which holds the plane mutex, stays short.
     fn poll(&mut self, i: usize) {
+        let mut budget = FRAMES_PER_RUN;
         loop {
+            if budget == 0 || self.deferred.len() >= MAX_DEFERRED {
+                glue::work_kick();
+                return;
+            }
             let p = &mut self.peers[i];
             let Some(link) = p.link.as_mut() else { return };
             let mut msgs: [Option<Msg>; 16] = [None; 16];
             let flushed = link.flush();
             let got = link.receive(&mut msgs, &mut p.bad_msgs);
-            let n = match (flushed, got) {
-                (Ok(()), Ok(n)) => n,
+            let (n, frames) = match (flushed, got) {
+                (Ok(()), Ok(r)) => r,
                 _ => {
                     self.feed(i, Event::ChannelBroken, 0);
                     return;
                 }
             };
             p.msgs_in += n as u64;
+            budget = budget.saturating_sub(frames);
             for m in msgs.iter().take(n).flatten() {
                 self.dispatch(i, m);
             }
-            if n < msgs.len() {
+            if frames < msgs.len() {
                 return;
             }
         }
@@ -258,12 +289,29 @@ impl Plane {
             | Msg::Ping { .. }
             | Msg::Pong { .. }
             | Msg::Goodbye { .. } => self.feed(i, Event::Received(*m), 0),
-            Msg::Connect { id, ring, evtchn } => self.defer(SockEvent::Incoming {
-                peer,
-                id: *id,
-                ring: *ring,
-                evtchn: *evtchn,
-            }),
+            Msg::Connect { id, ring, evtchn } => {
+                // The connector picks the token with its own domid on top (PROTOCOL.md):
+                // a foreign or reused one is refused.
+                let foreign = id.token >> 48 != peer as u64;
+                if foreign || self.conns.find(peer, id.token).is_some() {
+                    self.peers[i].bad_msgs = self.peers[i].bad_msgs.saturating_add(1);
+                    let reason = wire::RESET_PROTOCOL;
+                    self.send(
+                        i,
+                        Msg::Reset {
+                            id: id.reversed(),
+                            reason,
+                        },
+                    );
+                    return;
+                }
+                self.defer(SockEvent::Incoming {
+                    peer,
+                    id: *id,
+                    ring: *ring,
+                    evtchn: *evtchn,
+                })
+            }
             Msg::Accept { id, .. }
             | Msg::Reset { id, .. }
             | Msg::Shutdown { id, .. }

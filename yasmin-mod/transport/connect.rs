@@ -4,7 +4,7 @@
 //! Messages go out through the control plane (`crate::plane`); messages in come back
 //! from it as [`SockEvent`]s, applied here with the plane unlocked.
 
-use super::{local_cid, ours, ring_pages_for, sock_event};
+use super::{local_cid, ours, ring_pages_for, ring_pages_ok, sock_event};
 use crate::bindings;
 use crate::control::paths;
 use crate::control::wire::{self, ConnId, Msg, RingRef};
@@ -183,16 +183,11 @@ pub(super) fn release(sk: &mut Locked<'_>) {
                 dst_port: rp,
                 token: st.token,
             };
-            let (peer, token, linger) = (st.peer, st.token, st.registered);
+            let peer = st.peer;
+            // After the peer's CLOSE it reads no more: nothing to keep for it.
+            let tx = tx.filter(|_| st.registered);
             st.registered = false;
-            let held = plane::with(move |p| {
-                p.send_sock(peer, Msg::Close { id });
-                if let (Some(tx), true) = (tx, linger) {
-                    p.linger(peer, token, tx);
-                }
-                p.forget_sock(peer, token)
-            })
-            .flatten();
+            let held = plane::with(move |p| p.close_sock(peer, id, tx)).flatten();
             drop(held); // the table's reference; af_vsock holds its own
         }
     }
@@ -245,16 +240,24 @@ fn for_sock(sk: &mut Locked<'_>, msg: Msg) {
 fn accepted(sk: &mut Locked<'_>, id: ConnId, ring: RingRef) {
     let syn_sent = sk.tcp_state() == bindings::TCP_SYN_SENT;
     let Some(st) = sk.state() else { return };
-    if !syn_sent || st.rx.is_some() {
-        // Too late (connect timed out) or a duplicate: refuse it, so the peer's accepted
-        // socket does not wait for a connection nobody uses.
+    if st.rx.is_some() {
+        return; // a duplicate: the connection is up with the first one's ring
+    }
+    if !syn_sent {
+        // Too late (connect timed out): refuse it, so the peer's accepted socket does not
+        // wait for a connection nobody uses.
         abort(sk, wire::RESET_PROTOCOL);
         if let Some(st) = sk.state() {
             st.release_rings();
         }
         return;
     }
-    match RxRing::map(st.peer, ring.dir_gref, ring.pages) {
+    let mapped = if ring_pages_ok(ring.pages) {
+        RxRing::map(st.peer, ring.dir_gref, ring.pages)
+    } else {
+        Err(EINVAL) // larger than our max_ring_pages
+    };
+    match mapped {
         Ok(rx) => {
             st.rx = Some(rx);
             sk.establish(id.src_port);
@@ -314,6 +317,9 @@ fn child_rings(
     let st = child.state().ok_or(wire::RESET_NO_MEMORY)?;
     st.set_peer(peer, token);
     stats::add(&st.stats().connections, 1);
+    if !ring_pages_ok(ring.pages) {
+        return Err(wire::RESET_BAD_RING); // larger than our max_ring_pages
+    }
     st.rx = Some(RxRing::map(peer, ring.dir_gref, ring.pages).map_err(|_| wire::RESET_BAD_RING)?);
     let tx = TxRing::new(peer, pages).map_err(|_| wire::RESET_NO_MEMORY)?;
     let answer = Msg::Accept {

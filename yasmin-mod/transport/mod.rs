@@ -40,6 +40,11 @@ fn ring_pages_for(bytes: u64) -> u16 {
     want.next_power_of_two().min(max) as u16
 }
 
+/// Whether a peer's ring of `pages` is within our `max_ring_pages` (we map it whole).
+fn ring_pages_ok(pages: u16) -> bool {
+    pages as u32 <= MAX_RING_PAGES.load(Ordering::Relaxed)
+}
+
 /// Our ops table, to recognise our sockets.
 fn ours() -> *const vsock_transport {
     &OPS.0
