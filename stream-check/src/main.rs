@@ -81,6 +81,9 @@ enum Cmd {
     BadBuffers {
         #[arg(long)]
         connect: String,
+        /// Accept any prompt error, not only EFAULT (for reference transports).
+        #[arg(long)]
+        any_error: bool,
     },
     /// `--count` connections one after the other, each sending `--bytes`.
     Cycles {
@@ -345,11 +348,11 @@ fn run(cli: Cli) -> io::Result<bool> {
             println!("checksums_equal={ok}");
             Ok(ok == conns)
         }
-        Cmd::BadBuffers { connect } => {
+        Cmd::BadBuffers { connect, any_error } => {
             let mut c = connect_to(&Addr::parse(&connect)?)?;
             // The server streams to us (duplex) while our sends go nowhere useful.
             request(&mut c, MODE_DUPLEX, 1, 1 << 30)?;
-            bad_buffers::run(c.as_raw_fd())
+            bad_buffers::run(c.as_raw_fd(), any_error)
         }
         Cmd::Cycles {
             connect,

@@ -127,7 +127,9 @@ pub(super) fn connect(sk: &mut Locked<'_>) -> c_int {
 pub(super) fn shutdown(sk: &mut Locked<'_>, mode: u32) {
     let mode = mode & bindings::SHUTDOWN_MASK;
     let (lp, rp) = (sk.local_port(), sk.remote_port());
-    let Some(st) = sk.state() else { return };
+    let Some(st) = sk.state().filter(|s| !s.broken) else {
+        return; // failed: the peer hears RESET at release, nothing before
+    };
     // Both directions' flags live in the shared rings: the peer sees them at once.
     let mut notify = false;
     if mode & bindings::SEND_SHUTDOWN != 0 {
