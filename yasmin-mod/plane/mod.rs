@@ -213,6 +213,12 @@ impl Plane {
         self.conns.forget(peer, id.token)
     }
 
+    /// The peer released connection `token` (its CLOSE or RESET): the sending ring we
+    /// kept for it, if any, can go.
+    pub(crate) fn peer_released(&mut self, peer: u16, token: u64) {
+        self.conns.end_linger(peer, Some(token));
+    }
+
     /// Connections in the table (debugfs `stats`).
     pub(crate) fn conns_live(&self) -> usize {
         self.conns.table.len()

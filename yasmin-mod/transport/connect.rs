@@ -219,7 +219,14 @@ pub(super) fn apply(ev: SockEvent) {
 fn for_sock(sk: &mut Locked<'_>, msg: Msg) {
     let Some(st) = sk.state() else { return };
     if !st.registered {
-        return; // released or reset meanwhile
+        // Released or reset meanwhile. A CLOSE or RESET that raced with our release is
+        // the peer's release: the ring we kept for it can go (the plane, which found the
+        // connection still in its table, did not end it).
+        if matches!(msg, Msg::Close { .. } | Msg::Reset { .. }) {
+            let (peer, token) = (st.peer, st.token);
+            plane::with(|p| p.peer_released(peer, token));
+        }
+        return;
     }
     match msg {
         Msg::Accept { id, ring } => accepted(sk, id, ring),
