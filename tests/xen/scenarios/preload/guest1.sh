@@ -36,7 +36,7 @@ check plain-iperf3-went-over-netfront test $((n1 - n0)) -ge 1000000
 
 # 3. A destination not in the map (dom0's bridge address): still TCP, with the library.
 check dom0-service-up xs_wait dom0-serving 120
-check preloaded-reaches-unmapped-tcp sh -c "echo ping | LD_PRELOAD=$PRELOAD YASMIN_PRELOAD_LOG=1 timeout 20 socat -t 10 - TCP:$HOST_IP:5400 > /tmp/unmapped.out 2>/tmp/unmapped.err && grep -q '^dom0 says ping' /tmp/unmapped.out"
+check preloaded-reaches-unmapped-tcp sh -c "echo ping | LD_PRELOAD=$PRELOAD YASMIN_PRELOAD_LOG=1 timeout 60 socat -t 30 - TCP:$HOST_IP:5400 > /tmp/unmapped.out 2>/tmp/unmapped.err && grep -q '^dom0 says ping' /tmp/unmapped.out"
 sed 's/^/# unmapped: /' /tmp/unmapped.err /tmp/unmapped.out
 check unmapped-stayed-tcp grep -q 'tcp (not co-located)' /tmp/unmapped.err
 
