@@ -29,7 +29,7 @@ export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 # Two kernels from the one source: the test kernel (kernel/yasmin.config plus
 # kernel/debug.config: lockdep, atomic-sleep, list, object and memory debugging) and the
 # production kernel (kernel/yasmin.config alone). YASMIN_KERNEL=test|prod picks one. The
-# default is prod for now: under the test kernel the whole test bed takes 44 minutes (it
+# default is prod for now: under the test kernel the whole test bed takes 43 minutes (it
 # found a ring leak under SMP on its first run), more than `make test`'s budget allows.
 YASMIN_KERNEL=${YASMIN_KERNEL:-prod}
 case $YASMIN_KERNEL in
