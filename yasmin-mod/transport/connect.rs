@@ -18,29 +18,30 @@ use kernel::prelude::*;
 use kernel::types::ARef;
 
 /// The connection id as this side sends it.
-fn conn_id(sk: &Locked<'_>, token: u64) -> ConnId {
+fn conn_id((src_port, dst_port): (u32, u32), token: u64) -> ConnId {
     ConnId {
-        src_port: sk.local_port(),
-        dst_port: sk.remote_port(),
+        src_port,
+        dst_port,
         token,
     }
+}
+
+/// The socket's (local, remote) ports, read before its state is borrowed.
+fn ports(sk: &Locked<'_>) -> (u32, u32) {
+    (sk.local_port(), sk.remote_port())
 }
 
 /// Ends `sk`'s connection with the peer for good: RESET with `reason`, and out of the
 /// plane's table (its reference dropped once the plane is unlocked). The socket itself
 /// is left as it is: the caller resets it or releases its rings.
 fn abort(sk: &mut Locked<'_>, reason: u32) {
-    let (lp, rp) = (sk.local_port(), sk.remote_port());
+    let ports = ports(sk);
     let Some(st) = sk.state() else { return };
     if !st.registered {
         return;
     }
     st.registered = false;
-    let id = ConnId {
-        src_port: lp,
-        dst_port: rp,
-        token: st.token,
-    };
+    let id = conn_id(ports, st.token);
     let peer = st.peer;
     let held = plane::with(|p| p.reset_sock(peer, id, reason)).flatten();
     drop(held); // the table's reference; af_vsock (or the event) holds another
@@ -63,13 +64,13 @@ pub(super) fn corrupted_atomic(sk: &mut Locked<'_>) {
 }
 
 fn log_corrupted(sk: &mut Locked<'_>) {
-    let (lp, rp) = (sk.local_port(), sk.remote_port());
+    let ports = ports(sk);
     if let Some(st) = sk.state().filter(|s| s.registered && !s.broken) {
         pr_warn!(
             "domain {}: connection (port {} -> {}) reset: the peer corrupted the shared ring\n",
             st.peer,
-            lp,
-            rp
+            ports.0,
+            ports.1
         );
     }
 }
@@ -82,7 +83,7 @@ pub(super) fn connect(sk: &mut Locked<'_>) -> c_int {
         _ => return -(bindings::ENETUNREACH as c_int),
     };
     let token = plane::next_token();
-    let id = conn_id(sk, token);
+    let id = conn_id(ports(sk), token);
     let me = ARef::from(sk.sock());
     let Some(st) = sk.state() else {
         return EINVAL.to_errno();
@@ -126,7 +127,7 @@ pub(super) fn connect(sk: &mut Locked<'_>) -> c_int {
 /// hears both bits by message.
 pub(super) fn shutdown(sk: &mut Locked<'_>, mode: u32) {
     let mode = mode & bindings::SHUTDOWN_MASK;
-    let (lp, rp) = (sk.local_port(), sk.remote_port());
+    let ports = ports(sk);
     let Some(st) = sk.state().filter(|s| !s.broken) else {
         return; // failed: the peer hears RESET at release, nothing before
     };
@@ -142,11 +143,7 @@ pub(super) fn shutdown(sk: &mut Locked<'_>, mode: u32) {
         st.notify();
     }
     if st.registered && mode != 0 {
-        let id = ConnId {
-            src_port: lp,
-            dst_port: rp,
-            token: st.token,
-        };
+        let id = conn_id(ports, st.token);
         let peer = st.peer;
         plane::with(|p| p.send_sock(peer, Msg::Shutdown { id, mode }));
     }
@@ -162,7 +159,7 @@ pub(super) fn release(sk: &mut Locked<'_>) {
             st.release_rings();
         }
     }
-    let (lp, rp) = (sk.local_port(), sk.remote_port());
+    let ports = ports(sk);
     if let Some(st) = sk.state() {
         // Mark both rings closed (EOF for the peer's reads, EPIPE for its writes).
         if let Some(tx) = st.tx.as_mut() {
@@ -180,11 +177,7 @@ pub(super) fn release(sk: &mut Locked<'_>) {
         // Every connection not reset ends with a CLOSE from each side; the peer's CLOSE is
         // what lets a lingering ring go.
         if st.registered || st.peer_closed {
-            let id = ConnId {
-                src_port: lp,
-                dst_port: rp,
-                token: st.token,
-            };
+            let id = conn_id(ports, st.token);
             let peer = st.peer;
             // After the peer's CLOSE it reads no more: nothing to keep for it.
             let tx = tx.filter(|_| st.registered);
@@ -320,7 +313,7 @@ fn child_rings(
     evtchn: u32,
     token: u64,
 ) -> core::result::Result<Msg, u32> {
-    let id = conn_id(child, token);
+    let id = conn_id(ports(child), token);
     let pages = ring_pages_for(child.buffer_size());
     let cookie = child.sock().cookie();
     let st = child.state().ok_or(wire::RESET_NO_MEMORY)?;
