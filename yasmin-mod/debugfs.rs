@@ -11,6 +11,7 @@
 //! | `connect` (write a domid) | open the control channel to that domain |
 //! | `scribble_tx_port` (test build) | corrupt the ring of the socket on that local port |
 //! | `profile` (test build) | data-path time per call; write 1 (reset, start) or 0 |
+//! | `adversary` (test build) | act as a hostile peer: `test_hooks::adversary` |
 
 use crate::bindings;
 use crate::plane;
@@ -123,6 +124,22 @@ extern "C" fn yasmin_debugfs_connect(domid: c_uint) -> c_int {
 extern "C" fn yasmin_debugfs_scribble(port: c_uint) -> c_int {
     crate::test_hooks::arm_scribble(port);
     0
+}
+
+/// `adversary`: one attack command (see `test_hooks::adversary`).
+///
+/// # Safety
+///
+/// `buf` is valid for reads of `len` bytes.
+#[cfg(yasmin_test)]
+#[no_mangle]
+unsafe extern "C" fn yasmin_debugfs_adversary(buf: *const c_char, len: usize) -> c_int {
+    // SAFETY: by the caller (glue.c's copy of the user's command).
+    let cmd = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), len) };
+    match crate::test_hooks::adversary(cmd) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// `profile` read.

@@ -23,6 +23,46 @@ module_param_named(max_ring_pages, yasmin_param_max_ring_pages, uint, 0444);
 MODULE_PARM_DESC(max_ring_pages,
 		 "Upper bound for SO_VM_SOCKETS_BUFFER_SIZE-chosen rings, in pages (power of two, <= 512 = 2 MiB)");
 
+/* Limits (see yasmin_main.rs and limits.rs; 0 = derived from the guest at load). */
+unsigned int yasmin_param_max_conns_per_peer = 64;
+module_param_named(max_conns_per_peer, yasmin_param_max_conns_per_peer, uint, 0444);
+MODULE_PARM_DESC(max_conns_per_peer,
+		 "Most live connections with one peer domain, pages it withholds counted as connections (default 64)");
+
+unsigned int yasmin_param_max_conns = 1024;
+module_param_named(max_conns, yasmin_param_max_conns, uint, 0444);
+MODULE_PARM_DESC(max_conns, "Most live connections in all (default 1024)");
+
+unsigned int yasmin_param_max_granted_pages;
+module_param_named(max_granted_pages, yasmin_param_max_granted_pages, uint, 0444);
+MODULE_PARM_DESC(max_granted_pages,
+		 "Most pages granted to peers at once (default 0: a quarter of the grant table, at most a quarter of RAM)");
+
+unsigned int yasmin_param_max_mapped_pages;
+module_param_named(max_mapped_pages, yasmin_param_max_mapped_pages, uint, 0444);
+MODULE_PARM_DESC(max_mapped_pages,
+		 "Most peer pages mapped at once (default 0: a quarter of RAM)");
+
+unsigned int yasmin_param_linger_ms = 30000;
+module_param_named(linger_ms, yasmin_param_linger_ms, uint, 0444);
+MODULE_PARM_DESC(linger_ms,
+		 "How long a closed socket's ring stays readable for a peer that has not closed its side (default 30000)");
+
+unsigned int yasmin_param_bad_msg_budget = 32;
+module_param_named(bad_msg_budget, yasmin_param_bad_msg_budget, uint, 0444);
+MODULE_PARM_DESC(bad_msg_budget,
+		 "Invalid control messages a peer may send per channel before the channel is reset (default 32)");
+
+unsigned long yasmin_total_ram_pages(void)
+{
+	return totalram_pages();
+}
+
+unsigned long yasmin_grant_entries(void)
+{
+	return (unsigned long)gnttab_max_grant_frames() * (PAGE_SIZE / sizeof(struct grant_entry_v1));
+}
+
 bool yasmin_xen_domain(void)
 {
 	return xen_domain();
@@ -61,6 +101,11 @@ int yasmin_grant_page(domid_t domid, void *addr, bool readonly)
 void yasmin_end_foreign_access(grant_ref_t ref, void *addr)
 {
 	gnttab_end_foreign_access(ref, virt_to_page(addr));
+}
+
+bool yasmin_try_end_foreign_access(grant_ref_t ref)
+{
+	return gnttab_try_end_foreign_access(ref);
 }
 
 void yasmin_set_map_op(struct gnttab_map_grant_ref *op, struct page *page,
@@ -259,6 +304,27 @@ u64 yasmin_clock_cycles(void)
 	return get_cycles();
 }
 
+/* Test hook: one attack command (a short line) for Rust to parse and carry out. */
+static ssize_t adversary_write(struct file *file, const char __user *ubuf,
+			       size_t len, loff_t *ppos)
+{
+	char buf[64];
+	int rc;
+
+	if (len >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, len))
+		return -EFAULT;
+	buf[len] = 0;
+	rc = yasmin_debugfs_adversary(buf, len);
+	return rc ? rc : len;
+}
+
+static const struct file_operations adversary_fops = {
+	.owner = THIS_MODULE,
+	.write = adversary_write,
+};
+
 /* Test hook: corrupt the ring header of the socket with this local port. */
 static const struct file_operations scribble_fops = {
 	.owner = THIS_MODULE,
@@ -276,6 +342,7 @@ void yasmin_debugfs_init(void)
 #ifdef YASMIN_TEST
 	debugfs_create_file("scribble_tx_port", 0200, yasmin_dbg_dir, NULL, &scribble_fops);
 	debugfs_create_file("profile", 0600, yasmin_dbg_dir, NULL, &profile_fops);
+	debugfs_create_file("adversary", 0200, yasmin_dbg_dir, NULL, &adversary_fops);
 #endif
 }
 

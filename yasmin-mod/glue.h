@@ -24,6 +24,15 @@
 /* Module parameters (read-only after load; see yasmin_main.rs for bounds). */
 extern unsigned int yasmin_param_ring_pages;
 extern unsigned int yasmin_param_max_ring_pages;
+extern unsigned int yasmin_param_max_conns_per_peer;
+extern unsigned int yasmin_param_max_conns;
+extern unsigned int yasmin_param_max_granted_pages;
+extern unsigned int yasmin_param_max_mapped_pages;
+extern unsigned int yasmin_param_linger_ms;
+extern unsigned int yasmin_param_bad_msg_budget;
+/* Sizes the default limits derive from (totalram_pages() is a static inline). */
+unsigned long yasmin_total_ram_pages(void);
+unsigned long yasmin_grant_entries(void);
 
 /* xen_domain(), xen_pv_domain(), xen_initial_domain() are macros/static inlines. */
 bool yasmin_xen_domain(void);
@@ -38,6 +47,8 @@ void *yasmin_page_address(struct page *page);
 /* Grants: virt_to_gfn() and gnttab_set_{map,unmap}_op() are static inlines. */
 int yasmin_grant_page(domid_t domid, void *addr, bool readonly);
 void yasmin_end_foreign_access(grant_ref_t ref, void *addr);
+/* Ends a grant the peer no longer maps (and frees the ref); false if it still maps it. */
+bool yasmin_try_end_foreign_access(grant_ref_t ref);
 void yasmin_set_map_op(struct gnttab_map_grant_ref *op, struct page *page,
 		       grant_ref_t ref, domid_t domid, bool readonly);
 void yasmin_set_unmap_op(struct gnttab_unmap_grant_ref *op, struct page *page,
@@ -80,6 +91,7 @@ void yasmin_debugfs_exit(void);
 #ifdef YASMIN_TEST
 /* Test build only (make module-test): the ring-corruption hook and the profile. */
 int yasmin_debugfs_scribble(unsigned int port);
+int yasmin_debugfs_adversary(const char *buf, size_t len);
 long yasmin_debugfs_profile(char *buf, size_t len);
 int yasmin_debugfs_profile_set(unsigned int on);
 /* get_cycles() (the TSC) is a static inline: the data-path profile's clock. */

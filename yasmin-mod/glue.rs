@@ -19,6 +19,33 @@ pub(crate) fn params() -> (u32, u32) {
     }
 }
 
+/// The limit parameters: (max_conns_per_peer, max_conns, max_granted_pages,
+/// max_mapped_pages, linger_ms, bad_msg_budget).
+pub(crate) fn limit_params() -> (u32, u32, u32, u32, u32, u32) {
+    // SAFETY: plain u32s written only by the module loader before init runs.
+    unsafe {
+        (
+            bindings::yasmin_param_max_conns_per_peer,
+            bindings::yasmin_param_max_conns,
+            bindings::yasmin_param_max_granted_pages,
+            bindings::yasmin_param_max_mapped_pages,
+            bindings::yasmin_param_linger_ms,
+            bindings::yasmin_param_bad_msg_budget,
+        )
+    }
+}
+
+/// (RAM pages, grant-table entries) of this guest, which the default limits derive from.
+pub(crate) fn guest_size() -> (u64, u64) {
+    // SAFETY: plain reads of kernel totals.
+    unsafe {
+        (
+            bindings::yasmin_total_ram_pages() as u64,
+            bindings::yasmin_grant_entries() as u64,
+        )
+    }
+}
+
 /// Runs the control work item now (a pending later run is pulled forward). Any context.
 pub(crate) fn work_kick() {
     // SAFETY: queues the static work item; callable from any context.

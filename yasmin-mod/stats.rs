@@ -9,6 +9,14 @@ use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 pub(crate) static GRANTED_PAGES: AtomicI64 = AtomicI64::new(0);
 /// Foreign pages this module has mapped right now.
 pub(crate) static MAPPED_PAGES: AtomicI64 = AtomicI64::new(0);
+/// Of `GRANTED_PAGES`: pages we are done with that the peer still maps (`xen::grant::Withheld`).
+pub(crate) static WITHHELD_PAGES: AtomicI64 = AtomicI64::new(0);
+/// Grants, mappings or connections refused at a limit (`crate::limits`).
+pub(crate) static LIMIT_REFUSALS: AtomicU64 = AtomicU64::new(0);
+/// Released sockets' rings revoked because the peer did not close its side in time.
+pub(crate) static LINGER_REVOKED: AtomicU64 = AtomicU64::new(0);
+/// Pair channels reset because the peer spent its misbehaviour budget.
+pub(crate) static MISBEHAVIOUR_RESETS: AtomicU64 = AtomicU64::new(0);
 /// Sockets with YASMIN state (created, not yet destructed).
 pub(crate) static SOCKETS: AtomicU64 = AtomicU64::new(0);
 /// Connections set up since load (connects sent plus children accepted).
@@ -31,6 +39,7 @@ pub(crate) fn write_global(w: &mut impl core::fmt::Write, live: usize) -> core::
     let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
     writeln!(w, "grant_pages {}", GRANTED_PAGES.load(Ordering::Relaxed))?;
     writeln!(w, "mapped_pages {}", MAPPED_PAGES.load(Ordering::Relaxed))?;
+    writeln!(w, "withheld_pages {}", WITHHELD_PAGES.load(Ordering::Relaxed))?;
     writeln!(w, "sockets {}", l(&SOCKETS))?;
     writeln!(w, "connections_live {}", live)?;
     writeln!(w, "connections_total {}", l(&CONNECTIONS))?;
@@ -38,7 +47,11 @@ pub(crate) fn write_global(w: &mut impl core::fmt::Write, live: usize) -> core::
     writeln!(w, "bytes_received {}", l(&BYTES_RECEIVED))?;
     writeln!(w, "signals_sent {}", l(&SIGNALS_SENT))?;
     writeln!(w, "signals_received {}", l(&SIGNALS_RECEIVED))?;
-    writeln!(w, "resets {}", l(&RESETS))
+    writeln!(w, "resets {}", l(&RESETS))?;
+    writeln!(w, "limit_refusals {}", l(&LIMIT_REFUSALS))?;
+    writeln!(w, "linger_revoked {}", l(&LINGER_REVOKED))?;
+    writeln!(w, "misbehaviour_resets {}", l(&MISBEHAVIOUR_RESETS))?;
+    crate::limits::write(w)
 }
 
 // ---- per peer ----------------------------------------------------------------------

@@ -42,6 +42,7 @@ mod bindings;
 mod control;
 mod debugfs;
 mod glue;
+mod limits;
 mod plane;
 #[cfg(yasmin_test)]
 mod profile;
@@ -74,6 +75,7 @@ const RING_PAGES_LIMIT: u32 = 512;
 struct Params {
     ring_pages: u32,
     max_ring_pages: u32,
+    limits: limits::Limits,
 }
 
 impl Params {
@@ -100,9 +102,11 @@ impl Params {
                 return Err(EINVAL);
             }
         }
+        let limits = limits::Limits::resolve(glue::limit_params(), glue::guest_size(), ring_pages)?;
         Ok(Self {
             ring_pages,
             max_ring_pages,
+            limits,
         })
     }
 }
@@ -114,6 +118,8 @@ struct Yasmin {
     _transport: transport::Transport,
     _debugfs: debugfs::Files,
     _control: plane::ControlPlane,
+    // Last: pages withheld by peers are retried by the plane until it stops.
+    _withheld: xen::grant::WithheldPages,
 }
 
 impl kernel::Module for Yasmin {
@@ -145,6 +151,18 @@ impl kernel::Module for Yasmin {
             params.max_ring_pages,
             if cfg!(yasmin_test) { ", test build" } else { "" }
         );
+        let l = params.limits;
+        l.install();
+        pr_info!(
+            "limits: {} connections ({} per peer), {} granted pages, {} mapped pages; rings linger {} ms; {} bad messages per channel\n",
+            l.conns,
+            l.conns_per_peer,
+            l.granted_pages,
+            l.mapped_pages,
+            l.linger_ms,
+            l.bad_msg_budget
+        );
+        let withheld = xen::grant::WithheldPages::start()?;
         let control = plane::ControlPlane::start(domid16, params.max_ring_pages as u16)?;
         let debugfs = debugfs::Files::create();
         let transport =
@@ -155,6 +173,7 @@ impl kernel::Module for Yasmin {
             _transport: transport,
             _debugfs: debugfs,
             _control: control,
+            _withheld: withheld,
         })
     }
 }

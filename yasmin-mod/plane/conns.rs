@@ -86,6 +86,8 @@ pub(super) struct ConnEntry {
 struct Lingering {
     peer: u16,
     token: u64,
+    /// When the socket was released (ms).
+    since: u64,
     _tx: TxRing,
 }
 
@@ -153,8 +155,28 @@ impl Conns {
         let _ = self.lingering.insert(Lingering {
             peer,
             token,
+            since: super::pairs::now_ms(),
             _tx: tx,
         });
+    }
+
+    /// Drops `peer`'s lingering rings older than `bound_ms` (the peer never closed its
+    /// side); returns how many. Pages it still maps are withheld, not freed.
+    pub(super) fn revoke(&mut self, peer: u16, now: u64, bound_ms: u64) -> usize {
+        let mut n = 0;
+        while self
+            .lingering
+            .take(|l| l.peer == peer && now >= l.since.saturating_add(bound_ms))
+            .is_some()
+        {
+            n += 1;
+        }
+        n
+    }
+
+    /// Lingering rings in all.
+    pub(super) fn lingering(&self) -> usize {
+        self.lingering.len()
     }
 
     /// Drops lingering rings of `peer` (all, or the one of `token`).

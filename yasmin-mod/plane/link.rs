@@ -116,6 +116,19 @@ impl Link {
         self.flush().map_err(|_| LinkError::Broken)
     }
 
+    /// Test build: queues raw bytes as one frame, whatever they say.
+    #[cfg(yasmin_test)]
+    pub(super) fn send_raw(&mut self, bytes: &[u8]) -> core::result::Result<(), LinkError> {
+        let mut out = EMPTY;
+        let len = bytes.len().min(out.buf.len());
+        out.buf[..len].copy_from_slice(&bytes[..len]);
+        out.len = len;
+        if !self.outbox.push(out) {
+            return Err(LinkError::Stuck);
+        }
+        self.flush().map_err(|_| LinkError::Broken)
+    }
+
     /// Writes queued messages while they fit; `Err` if the ring is corrupt.
     pub(super) fn flush(&mut self) -> core::result::Result<(), RingError> {
         let mut notify = false;

@@ -14,19 +14,25 @@
 //! and XenStore calls may sleep. The plane never calls the transport: it returns
 //! [`SockEvent`]s, which the transport applies once the plane lock is dropped.
 
+#[cfg(yasmin_test)]
+mod adversary;
 mod conns;
 mod link;
 mod pairs;
 
+#[cfg(yasmin_test)]
+pub(crate) use adversary::Attack;
 pub(crate) use conns::SockEvent;
 
 use crate::control::pair::{Event, Pair};
 use crate::control::paths;
 use crate::control::wire::{self, ConnId, Msg};
 use crate::glue::{self, Published};
+use crate::limits;
+use crate::stats;
 use crate::socket::Sock;
 use crate::xen::rings::TxRing;
-use crate::xen::{self, errno, Watch};
+use crate::xen::{self, errno, grant, Watch};
 use conns::{ConnEntry, Conns};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::ffi::c_char;
@@ -40,6 +46,12 @@ static PLANE: Published<Plane> = Published::new();
 const FRAMES_PER_RUN: usize = 64;
 /// Socket events waiting for the transport before polling stops for this run.
 const MAX_DEFERRED: usize = 256;
+/// The misbehaviour budget (`bad_msg_budget`) is spent within this window (ms).
+const BUDGET_WINDOW_MS: u64 = 60_000;
+/// PINGs a peer may send per second; more count as misbehaviour (and go unanswered).
+const MAX_PINGS_PER_SEC: u32 = 8;
+/// At most one misbehaviour or revocation log line per peer in this many ms.
+const LOG_INTERVAL_MS: u64 = 5000;
 /// Set by the XenStore watch: `Y(self)` changed, rescan it.
 static XS_DIRTY: AtomicBool = AtomicBool::new(true);
 /// Connection tokens: our domid in the top 16 bits (so both sides of a pair never pick
@@ -84,6 +96,15 @@ struct Peer {
     downs: u64,
     resets: u64,
     bad_msgs: u32,
+    /// `bad_msgs` when the channel came up: the budget counts from there.
+    bad_base: u32,
+    /// Start of the current budget window (ms): the budget is per channel per minute.
+    bad_window: u64,
+    /// PINGs in the current one-second window, and when it started (ms).
+    pings: u32,
+    ping_window: u64,
+    /// When we last logged about this peer's misbehaviour or revoked rings (ms).
+    logged: u64,
     msgs_in: u64,
     msgs_out: u64,
 }
@@ -99,6 +120,13 @@ pub(crate) struct Plane {
     conns: Conns,
     /// Socket events for the transport, applied once the plane lock is dropped.
     deferred: KVec<SockEvent>,
+    /// When lingering rings and withheld pages were last swept (ms), and how many pages
+    /// were still withheld then.
+    last_sweep: u64,
+    withheld: usize,
+    /// Test build: rings kept by the `hold` attack.
+    #[cfg(yasmin_test)]
+    hoard: KVec<(Option<TxRing>, Option<crate::xen::rings::RxRing>)>,
 }
 
 impl Plane {
@@ -112,6 +140,10 @@ impl Plane {
             dropped_notices: 0,
             conns: Conns::new(),
             deferred: KVec::new(),
+            last_sweep: 0,
+            withheld: 0,
+            #[cfg(yasmin_test)]
+            hoard: KVec::new(),
         }
     }
 
@@ -130,6 +162,9 @@ impl Plane {
             return Err(errno(crate::bindings::ENETUNREACH)); // watcher not running
         }
         let i = self.slot(peer).ok_or(errno(crate::bindings::ENETUNREACH))?;
+        if !self.conn_fits(peer) {
+            return Err(limits::enobufs());
+        }
         let up = self.peers[i].pair.is_connected();
         self.conns.table.insert(ConnEntry {
             peer,
@@ -219,6 +254,107 @@ impl Plane {
         self.conns.end_linger(peer, Some(token));
     }
 
+    /// Whether one more connection with `peer` is within the limits: its live ones, the
+    /// CONNECTs of this run not yet applied, and the pages it withholds from us.
+    fn conn_fits(&self, peer: u16) -> bool {
+        let incoming = |only: Option<u16>| {
+            self.deferred
+                .iter()
+                .filter(|e| matches!(e, SockEvent::Incoming { peer: p, .. } if only.is_none_or(|o| o == *p)))
+                .count()
+        };
+        let live = self.conns.table.iter().filter(|c| c.peer == peer).count();
+        let fits = limits::conn_fits(
+            live + incoming(Some(peer)),
+            grant::withheld_by(peer),
+            self.conns.table.len() + incoming(None),
+        );
+        if !fits {
+            stats::add(&stats::LIMIT_REFUSALS, 1);
+        }
+        fits
+    }
+
+    /// Peer `i` sent `n` more invalid or abusive messages: past its budget for this
+    /// channel, the channel is reset (its connections with it), with one log line.
+    pub(crate) fn misbehaved(&mut self, peer: u16) {
+        if let Some(i) = self.find(peer) {
+            self.strike(i, 1);
+        }
+    }
+
+    fn strike(&mut self, i: usize, n: u32) {
+        let p = &mut self.peers[i];
+        p.bad_msgs = p.bad_msgs.saturating_add(n);
+        self.check_budget(i);
+    }
+
+    fn check_budget(&mut self, i: usize) {
+        let now = pairs::now_ms();
+        let p = &mut self.peers[i];
+        let spent = p.bad_msgs.saturating_sub(p.bad_base);
+        if p.link.is_none() || spent < limits::bad_msg_budget() {
+            if now >= p.bad_window.saturating_add(BUDGET_WINDOW_MS) {
+                p.bad_window = now; // a new window: what was spent is forgiven
+                p.bad_base = p.bad_msgs;
+            }
+            return;
+        }
+        p.bad_base = p.bad_msgs;
+        p.bad_window = now;
+        stats::add(&stats::MISBEHAVIOUR_RESETS, 1);
+        if now >= p.logged.saturating_add(LOG_INTERVAL_MS) {
+            p.logged = now;
+            pr_warn!(
+                "domain {}: control channel reset: {} invalid or abusive messages (budget {})\n",
+                p.pair.peer(),
+                spent,
+                limits::bad_msg_budget()
+            );
+        }
+        self.feed(i, Event::ChannelBroken, 0);
+    }
+
+    /// A PING from peer `i`: `false` (and a strike) past [`MAX_PINGS_PER_SEC`].
+    fn ping_allowed(&mut self, i: usize) -> bool {
+        let now = pairs::now_ms();
+        let p = &mut self.peers[i];
+        if now >= p.ping_window.saturating_add(1000) {
+            p.ping_window = now;
+            p.pings = 0;
+        }
+        p.pings += 1;
+        if p.pings <= MAX_PINGS_PER_SEC {
+            return true;
+        }
+        self.strike(i, 1);
+        false
+    }
+
+    /// Revokes the rings of released sockets whose peer has not closed its side within
+    /// `linger_ms`; what it still maps is withheld. Frees withheld pages let go since.
+    fn revoke_lingering(&mut self) {
+        let now = pairs::now_ms();
+        for i in 0..self.peers.len() {
+            let peer = self.peers[i].pair.peer();
+            let n = self.conns.revoke(peer, now, limits::linger_ms());
+            if n == 0 {
+                continue;
+            }
+            stats::add(&stats::LINGER_REVOKED, n as u64);
+            let p = &mut self.peers[i];
+            if now >= p.logged.saturating_add(LOG_INTERVAL_MS) {
+                p.logged = now;
+                pr_warn!(
+                    "domain {}: revoked {} closed connections' rings it did not release within {} ms\n",
+                    peer,
+                    n,
+                    limits::linger_ms()
+                );
+            }
+        }
+    }
+
     /// Connections in the table (debugfs `stats`).
     pub(crate) fn conns_live(&self) -> usize {
         self.conns.table.len()
@@ -276,7 +412,11 @@ impl Plane {
             };
             p.msgs_in += n as u64;
             budget = budget.saturating_sub(frames);
+            self.check_budget(i); // invalid frames of this batch
             for m in msgs.iter().take(n).flatten() {
+                if self.peers[i].link.is_none() {
+                    return; // reset for misbehaviour: the rest is not read
+                }
                 self.dispatch(i, m);
             }
             if frames < msgs.len() {
@@ -290,18 +430,25 @@ impl Plane {
     fn dispatch(&mut self, i: usize, m: &Msg) {
         let peer = self.peers[i].pair.peer();
         match m {
-            Msg::Hello(_)
-            | Msg::HelloAck(_)
-            | Msg::Ping { .. }
-            | Msg::Pong { .. }
-            | Msg::Goodbye { .. } => self.feed(i, Event::Received(*m), 0),
+            Msg::Ping { .. } => {
+                if self.ping_allowed(i) {
+                    self.feed(i, Event::Received(*m), 0)
+                }
+            }
+            Msg::Hello(_) | Msg::HelloAck(_) | Msg::Pong { .. } | Msg::Goodbye { .. } => {
+                self.feed(i, Event::Received(*m), 0)
+            }
             Msg::Connect { id, ring, evtchn } => {
                 // The connector picks the token with its own domid on top (PROTOCOL.md):
                 // a foreign or reused one is refused.
                 let foreign = id.token >> 48 != peer as u64;
-                if foreign || self.conns.find(peer, id.token).is_some() {
-                    self.peers[i].bad_msgs = self.peers[i].bad_msgs.saturating_add(1);
-                    let reason = wire::RESET_PROTOCOL;
+                let abusive = foreign || self.conns.find(peer, id.token).is_some();
+                if abusive || !self.conn_fits(peer) {
+                    let reason = if abusive {
+                        wire::RESET_PROTOCOL
+                    } else {
+                        wire::RESET_LIMIT
+                    };
                     self.send(
                         i,
                         Msg::Reset {
@@ -309,6 +456,9 @@ impl Plane {
                             reason,
                         },
                     );
+                    if abusive {
+                        self.strike(i, 1);
+                    }
                     return;
                 }
                 self.defer(SockEvent::Incoming {
@@ -346,6 +496,9 @@ impl Plane {
                             reason,
                         },
                     );
+                    // A late answer to a connect that timed out is legitimate once;
+                    // repeated, it is a flood.
+                    self.strike(i, 1);
                 }
             }
         }

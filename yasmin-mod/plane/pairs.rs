@@ -8,7 +8,7 @@ use super::{Peer, Plane};
 use crate::control::pair::{Action, Event, LogKind, NodeError, Pair, Role, State};
 use crate::control::paths::{self, Kind, Offer, Req};
 use crate::glue;
-use crate::xen;
+use crate::xen::{self, grant};
 use kernel::prelude::*;
 use kernel::time::Ktime;
 
@@ -17,7 +17,7 @@ const MAX_PEERS: usize = 256;
 /// Bound on result events fed back into a pair while handling one event.
 const MAX_FEED_DEPTH: u32 = 8;
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     Ktime::ktime_get().to_ms().max(0) as u64
 }
 
@@ -44,6 +44,11 @@ impl Plane {
             downs: 0,
             resets: 0,
             bad_msgs: 0,
+            bad_base: 0,
+            bad_window: 0,
+            pings: 0,
+            ping_window: 0,
+            logged: 0,
             msgs_in: 0,
             msgs_out: 0,
         };
@@ -204,6 +209,7 @@ impl Plane {
                 }
                 let p = &mut self.peers[i];
                 p.ups += 1;
+                p.bad_base = p.bad_msgs; // a fresh budget for the new channel
                 let role = if p.pair.role() == Role::Offerer {
                     "offerer"
                 } else {
@@ -325,7 +331,14 @@ impl Plane {
                 self.feed(i, Event::Tick, 0);
             }
         }
-        if self.peers.iter().any(|p| p.pair.deadline().is_some()) {
+        let mut again = self.peers.iter().any(|p| p.pair.deadline().is_some());
+        if now >= self.last_sweep.saturating_add(1000) {
+            self.last_sweep = now;
+            self.revoke_lingering();
+            self.withheld = grant::retry_withheld();
+        }
+        again |= self.withheld > 0 || self.conns.lingering() > 0;
+        if again {
             glue::work_kick_after(1000);
         }
     }
@@ -344,6 +357,8 @@ impl Plane {
     /// Says goodbye to every peer and frees every channel.
     pub(super) fn stop_all(&mut self) {
         self.conns.drop_all_lingering();
+        #[cfg(yasmin_test)]
+        self.drop_hoard();
         for i in 0..self.peers.len() {
             self.feed(i, Event::Shutdown, 0);
             self.peers[i].link = None;

@@ -6,6 +6,7 @@
 
 use super::{local_cid, ours, ring_pages_for, ring_pages_ok, sock_event};
 use crate::bindings;
+use crate::limits;
 use crate::control::paths;
 use crate::control::wire::{self, ConnId, Msg, RingRef};
 use crate::plane::{self, SockEvent};
@@ -152,6 +153,11 @@ pub(super) fn shutdown(sk: &mut Locked<'_>, mode: u32) {
 /// The socket is released: close both rings, unbind, and CLOSE; our sending ring stays
 /// readable (lingering in the plane) until the peer has released its side too.
 pub(super) fn release(sk: &mut Locked<'_>) {
+    #[cfg(yasmin_test)]
+    if crate::test_hooks::holding() && sk.state().is_some_and(|s| s.registered) {
+        hold(sk);
+        return;
+    }
     if sk.state().is_some_and(|s| s.broken) {
         // Failed where nothing could sleep: RESET instead of CLOSE, and no lingering.
         abort(sk, wire::RESET_PROTOCOL);
@@ -185,6 +191,25 @@ pub(super) fn release(sk: &mut Locked<'_>) {
             let held = plane::with(move |p| p.close_sock(peer, id, tx)).flatten();
             drop(held); // the table's reference; af_vsock holds its own
         }
+    }
+    sk.remove_from_tables();
+}
+
+/// Test build, `hold` on: the socket goes, but its rings stay (ours granted, the peer's
+/// mapped) and the peer hears nothing, as from a peer that never releases.
+#[cfg(yasmin_test)]
+fn hold(sk: &mut Locked<'_>) {
+    if let Some(st) = sk.state() {
+        st.registered = false;
+        st.evt = None;
+        let (peer, token) = (st.peer, st.token);
+        let (tx, rx) = (st.tx.take(), st.rx.take());
+        let held = plane::with(move |p| {
+            p.hoard(tx, rx);
+            p.forget_sock(peer, token)
+        })
+        .flatten();
+        drop(held);
     }
     sk.remove_from_tables();
 }
@@ -226,10 +251,16 @@ fn for_sock(sk: &mut Locked<'_>, msg: Msg) {
         Msg::Reset { .. } | Msg::Close { .. } => {
             let (peer, token) = (st.peer, st.token);
             let held = plane::with(|p| p.forget_sock(peer, token)).flatten();
-            if matches!(msg, Msg::Reset { .. }) {
-                sk.reset(bindings::ECONNRESET);
-            } else {
-                sk.peer_closed();
+            match msg {
+                // The acceptor is at a limit: refused, not reset.
+                Msg::Reset {
+                    reason: wire::RESET_LIMIT,
+                    ..
+                } if sk.tcp_state() == bindings::TCP_SYN_SENT => {
+                    sk.reset(bindings::ECONNREFUSED)
+                }
+                Msg::Reset { .. } => sk.reset(bindings::ECONNRESET),
+                _ => sk.peer_closed(),
             }
             drop(held); // the table's reference; af_vsock and the event hold others
         }
@@ -243,7 +274,10 @@ fn accepted(sk: &mut Locked<'_>, id: ConnId, ring: RingRef) {
     let syn_sent = sk.tcp_state() == bindings::TCP_SYN_SENT;
     let Some(st) = sk.state() else { return };
     if st.rx.is_some() {
-        return; // a duplicate: the connection is up with the first one's ring
+        // A duplicate: the connection is up with the first one's ring; the peer pays.
+        let peer = st.peer;
+        plane::with(|p| p.misbehaved(peer));
+        return;
     }
     if !syn_sent {
         // Too late (connect timed out): refuse it, so the peer's accepted socket does not
@@ -263,6 +297,11 @@ fn accepted(sk: &mut Locked<'_>, id: ConnId, ring: RingRef) {
         Ok(rx) => {
             st.rx = Some(rx);
             sk.establish(id.src_port);
+        }
+        Err(e) if e == limits::enobufs() => {
+            // At our own mapping limit: the connect fails with ENOBUFS.
+            abort(sk, wire::RESET_LIMIT);
+            sk.reset(bindings::ENOBUFS);
         }
         Err(e) => {
             pr_warn!(
@@ -322,8 +361,11 @@ fn child_rings(
     if !ring_pages_ok(ring.pages) {
         return Err(wire::RESET_BAD_RING); // larger than our max_ring_pages
     }
-    st.rx = Some(RxRing::map(peer, ring.dir_gref, ring.pages).map_err(|_| wire::RESET_BAD_RING)?);
-    let tx = TxRing::new(peer, pages).map_err(|_| wire::RESET_NO_MEMORY)?;
+    let limit_or = |other| move |e: Error| if e == limits::enobufs() { wire::RESET_LIMIT } else { other };
+    st.rx = Some(
+        RxRing::map(peer, ring.dir_gref, ring.pages).map_err(limit_or(wire::RESET_BAD_RING))?,
+    );
+    let tx = TxRing::new(peer, pages).map_err(limit_or(wire::RESET_NO_MEMORY))?;
     let answer = Msg::Accept {
         id,
         ring: RingRef {

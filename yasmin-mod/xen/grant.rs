@@ -3,17 +3,20 @@
 //! space. Each value gives its pages back on drop, and keeps `stats` honest.
 
 use crate::bindings;
-use crate::stats::{GRANTED_PAGES, MAPPED_PAGES};
+use crate::glue::{Publication, Published};
+use crate::limits;
+use crate::stats::{GRANTED_PAGES, MAPPED_PAGES, WITHHELD_PAGES};
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 use kernel::error::to_result;
 use kernel::prelude::*;
 
-/// A zeroed page of ours, granted to one foreign domain. Dropping it ends
-/// the grant and frees the page, deferred by the kernel while the peer still maps it.
+/// A zeroed page of ours, granted to one foreign domain. Dropping it ends the grant
+/// and frees the page; a page the peer still maps is withheld (see [`Withheld`]).
 pub(crate) struct GrantedPage {
     addr: NonNull<u8>,
     gref: u32,
+    domid: u16,
 }
 
 // SAFETY: the page is plain memory owned by this value; nothing ties it to a thread.
@@ -22,22 +25,29 @@ unsafe impl Send for GrantedPage {}
 impl GrantedPage {
     /// Allocates a zeroed page, lets `init` fill it, then grants it to `domid` (read-only
     /// if `readonly`).
+    /// `ENOBUFS` past the module's `max_granted_pages`.
     pub(crate) fn new(domid: u16, readonly: bool, init: impl FnOnce(*mut u8)) -> Result<Self> {
+        limits::reserve_granted(1)?;
+        let unreserve = || GRANTED_PAGES.fetch_sub(1, Ordering::Relaxed);
         // SAFETY: plain page allocation (GFP_KERNEL, process context).
-        let addr = NonNull::new(unsafe { bindings::yasmin_alloc_zeroed_page() }.cast::<u8>())
-            .ok_or(ENOMEM)?;
+        let Some(addr) = NonNull::new(unsafe { bindings::yasmin_alloc_zeroed_page() }.cast::<u8>())
+        else {
+            unreserve();
+            return Err(ENOMEM);
+        };
         init(addr.as_ptr());
         // SAFETY: `addr` is a page we own; the grant names its frame.
         let rc = unsafe { bindings::yasmin_grant_page(domid, addr.as_ptr().cast(), readonly) };
         if rc < 0 {
             // SAFETY: never granted, still ours.
             unsafe { bindings::yasmin_free_page(addr.as_ptr().cast()) };
+            unreserve();
             return Err(Error::from_errno(rc));
         }
-        GRANTED_PAGES.fetch_add(1, Ordering::Relaxed);
         Ok(GrantedPage {
             addr,
             gref: rc as u32,
+            domid,
         })
     }
 
@@ -52,11 +62,107 @@ impl GrantedPage {
 
 impl Drop for GrantedPage {
     fn drop(&mut self) {
-        // SAFETY: `gref` grants `addr`'s page; the kernel frees the page once the peer has
-        // unmapped it (immediately if it never mapped it). We never touch it again.
+        let page = Withheld {
+            domid: self.domid,
+            gref: self.gref,
+            addr: self.addr,
+        };
+        if page.try_free() {
+            return;
+        }
+        // The peer still maps it: withheld until it lets go. Out of memory or while
+        // unloading, `page` is dropped instead, which hands it to the kernel.
+        WITHHELD_PAGES.fetch_add(1, Ordering::Relaxed);
+        let _ = WITHHELD.with(move |list| match list.iter_mut().find(|w| w.is_none()) {
+            Some(free) => *free = Some(page),
+            None => {
+                let _ = list.push(Some(page), GFP_KERNEL);
+            }
+        });
+    }
+}
+
+/// A granted page the peer still mapped when we were done with it. It stays granted
+/// (and counted in `grant_pages`, and per peer against its connections) until the peer
+/// unmaps it: the control work item retries every second ([`retry_withheld`]). Never
+/// reused meanwhile; at unload the kernel's deferred-free list takes what is left.
+pub(crate) struct Withheld {
+    domid: u16,
+    gref: u32,
+    addr: NonNull<u8>,
+}
+
+// SAFETY: as `GrantedPage`.
+unsafe impl Send for Withheld {}
+
+impl Withheld {
+    /// Ends the grant and frees the page if the peer no longer maps it.
+    fn try_free(&self) -> bool {
+        // SAFETY: `gref` grants `addr`'s page; on success the grant is gone, nobody else
+        // can reach the page, and it is ours to free (and is never touched again).
+        let ended = unsafe { bindings::yasmin_try_end_foreign_access(self.gref) };
+        if ended {
+            // SAFETY: as above.
+            unsafe { bindings::yasmin_free_page(self.addr.as_ptr().cast()) };
+            GRANTED_PAGES.fetch_sub(1, Ordering::Relaxed);
+        }
+        ended
+    }
+}
+
+impl Drop for Withheld {
+    /// Only for a page that could not be kept on the list: the kernel's deferred-free
+    /// list (which outlives this module) ends the grant and frees it.
+    fn drop(&mut self) {
+        // SAFETY: the grant is still live; the kernel ends it and frees the page once the
+        // peer has unmapped it. We never touch either again.
         unsafe { bindings::yasmin_end_foreign_access(self.gref, self.addr.as_ptr().cast()) };
         GRANTED_PAGES.fetch_sub(1, Ordering::Relaxed);
+        WITHHELD_PAGES.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// The withheld pages; a freed entry leaves a hole the next one reuses.
+static WITHHELD: Published<KVec<Option<Withheld>>> = Published::new();
+
+/// Owns the withheld-page list while the module is loaded.
+pub(crate) struct WithheldPages(#[allow(dead_code)] Publication<KVec<Option<Withheld>>>);
+
+impl WithheldPages {
+    pub(crate) fn start() -> Result<Self> {
+        let list = KBox::pin_init(kernel::new_mutex!(KVec::new()), GFP_KERNEL)?;
+        Ok(WithheldPages(WITHHELD.publish(list)))
+    }
+}
+
+/// Frees every withheld page its peer has let go; returns how many are still withheld.
+pub(crate) fn retry_withheld() -> usize {
+    WITHHELD
+        .with(|list| {
+            let mut left = 0;
+            for slot in list.iter_mut() {
+                match slot.as_ref().map(Withheld::try_free) {
+                    Some(true) => {
+                        WITHHELD_PAGES.fetch_sub(1, Ordering::Relaxed);
+                        core::mem::forget(slot.take()); // its page is already free
+                    }
+                    Some(false) => left += 1,
+                    None => {}
+                }
+            }
+            if left == 0 {
+                *list = KVec::new(); // give the list's memory back too
+            }
+            left
+        })
+        .unwrap_or(0)
+}
+
+/// Pages `domid` withholds from us now.
+pub(crate) fn withheld_by(domid: u16) -> u64 {
+    WITHHELD
+        .with(|list| list.iter().flatten().filter(|w| w.domid == domid).count() as u64)
+        .unwrap_or(0)
 }
 
 /// Foreign granted pages of one domain, mapped into our address space with one batched
@@ -73,16 +179,40 @@ unsafe impl Send for ForeignPages {}
 
 impl ForeignPages {
     /// Maps grants `grefs` of domain `domid` (read-only if `readonly`). Fails with
-    /// `EFAULT` if Xen refuses any of them (none stays mapped then).
+    /// `EFAULT` if Xen refuses any of them (none stays mapped then), `ENOBUFS` past the
+    /// module's `max_mapped_pages`.
     pub(crate) fn map(domid: u16, grefs: &[u32], readonly: bool) -> Result<Self> {
         let n = grefs.len();
-        let count = i32::try_from(n).map_err(|_| EINVAL)?;
-        let mut pages = KVec::from_elem(core::ptr::null_mut(), n, GFP_KERNEL)?;
+        limits::reserve_mapped(n as i64)?;
+        Self::map_reserved(domid, grefs, readonly).map_err(|(e, reserved)| {
+            if reserved {
+                MAPPED_PAGES.fetch_sub(n as i64, Ordering::Relaxed); // nothing was mapped
+            }
+            e
+        })
+    }
+
+    /// [`ForeignPages::map`] with `n` pages reserved; on failure, whether the reservation
+    /// is still to be returned (else the dropped value returned it).
+    fn map_reserved(
+        domid: u16,
+        grefs: &[u32],
+        readonly: bool,
+    ) -> core::result::Result<Self, (Error, bool)> {
+        let n = grefs.len();
+        let early = |e: Error| (e, true);
+        let count = i32::try_from(n).map_err(|_| early(EINVAL))?;
+        // Every allocation before the frames, so that nothing fails while they are held
+        // but not yet owned by a value that gives them back.
+        let mut pages = KVec::from_elem(core::ptr::null_mut(), n, GFP_KERNEL).map_err(|e| early(e.into()))?;
         // SAFETY: a plain C struct of integers: all-zero is valid; filled by the glue below.
         let zero_op: bindings::gnttab_map_grant_ref = unsafe { core::mem::zeroed() };
-        let mut ops = KVec::from_elem(zero_op, n, GFP_KERNEL)?;
+        let mut ops = KVec::from_elem(zero_op, n, GFP_KERNEL).map_err(|e| early(e.into()))?;
+        let handles = KVec::with_capacity(n, GFP_KERNEL).map_err(|e| early(e.into()))?;
+        let addrs = KVec::with_capacity(n, GFP_KERNEL).map_err(|e| early(e.into()))?;
         // SAFETY: asks for `n` ballooned-out page frames to map over into `pages`.
-        to_result(unsafe { bindings::gnttab_alloc_pages(count, pages.as_mut_ptr()) })?;
+        to_result(unsafe { bindings::gnttab_alloc_pages(count, pages.as_mut_ptr()) })
+            .map_err(early)?;
         for (op, (&page, &gref)) in ops.iter_mut().zip(pages.iter().zip(grefs)) {
             // SAFETY: `page` came from gnttab_alloc_pages; `op` is a valid out-struct.
             unsafe { bindings::yasmin_set_map_op(op, page, gref, domid, readonly) };
@@ -96,10 +226,11 @@ impl ForeignPages {
                 n as u32,
             )
         };
+        // From here `this` owns the frames, the mappings and the reservation.
         let mut this = ForeignPages {
             pages,
-            handles: KVec::with_capacity(n, GFP_KERNEL)?,
-            addrs: KVec::with_capacity(n, GFP_KERNEL)?,
+            handles,
+            addrs,
             readonly,
         };
         let all_ok = rc == 0 && ops.iter().all(|o| o.status == bindings::GNTST_okay as i16);
@@ -110,16 +241,14 @@ impl ForeignPages {
             } else {
                 INVALID_HANDLE
             };
-            this.handles.push(h, GFP_KERNEL)?;
+            // Within the capacity reserved above: cannot fail.
+            let _ = this.handles.push(h, GFP_KERNEL);
             // SAFETY: `page` is a valid struct page in the kernel's direct map.
-            this.addrs.push(
-                unsafe { bindings::yasmin_page_address(page) }.cast::<u8>(),
-                GFP_KERNEL,
-            )?;
+            let addr = unsafe { bindings::yasmin_page_address(page) }.cast::<u8>();
+            let _ = this.addrs.push(addr, GFP_KERNEL);
         }
-        MAPPED_PAGES.fetch_add(n as i64, Ordering::Relaxed);
         if !all_ok {
-            return Err(EFAULT); // drop unmaps what was mapped
+            return Err((EFAULT, false)); // drop unmaps what was mapped
         }
         Ok(this)
     }

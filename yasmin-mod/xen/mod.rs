@@ -6,7 +6,7 @@
 //! on drop; this folder holds the module's Xen- and shared-memory `unsafe`.
 
 mod evtchn;
-mod grant;
+pub(crate) mod grant;
 pub(crate) mod rings;
 
 pub(crate) use evtchn::EventChannel;

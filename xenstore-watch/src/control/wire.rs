@@ -302,6 +302,9 @@ pub const RESET_NO_MEMORY: u32 = 3;
 pub const RESET_BACKLOG: u32 = 4;
 pub const RESET_PROTOCOL: u32 = 5;
 pub const RESET_PEER_GONE: u32 = 6;
+/// The acceptor is at a resource limit (connections, grants or mappings): the connector
+/// reports `ECONNREFUSED`.
+pub const RESET_LIMIT: u32 = 7;
 
 /// Why bytes are not a valid message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
