@@ -85,6 +85,27 @@ enum Cmd {
         #[arg(long)]
         any_error: bool,
     },
+    /// `--count` connections one after the other, each a 1-byte digest round trip and a
+    /// close, timed; fails if any takes longer than `--max-ms`.
+    Latency {
+        #[arg(long)]
+        connect: String,
+        #[arg(long, default_value_t = 5)]
+        count: u64,
+        #[arg(long, default_value_t = 1000)]
+        max_ms: u64,
+    },
+    /// Opens connections and keeps them open until one fails or `--max` are open; prints
+    /// how many opened, how many work (a 1-byte digest each) and the first error's errno,
+    /// holds them `--hold-secs`, closes all. Fails if an open one does not work.
+    Fill {
+        #[arg(long)]
+        connect: String,
+        #[arg(long)]
+        max: u64,
+        #[arg(long, default_value_t = 0)]
+        hold_secs: u64,
+    },
     /// `--count` connections one after the other, each sending `--bytes`.
     Cycles {
         #[arg(long)]
@@ -353,6 +374,78 @@ fn run(cli: Cli) -> io::Result<bool> {
             // The server streams to us (duplex) while our sends go nowhere useful.
             request(&mut c, MODE_DUPLEX, 1, 1 << 30)?;
             bad_buffers::run(c.as_raw_fd(), any_error)
+        }
+        Cmd::Latency {
+            connect,
+            count,
+            max_ms,
+        } => {
+            let addr = Addr::parse(&connect)?;
+            let mut times = Vec::new();
+            for i in 0..count {
+                let t = Instant::now();
+                let ok = digest_conn(&addr, i, 1)?;
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                println!("connection_{i}_ms={ms:.1} ok={ok}");
+                if !ok {
+                    return Ok(false);
+                }
+                times.push(ms);
+            }
+            times.sort_by(f64::total_cmp);
+            let max = times.last().copied().unwrap_or(0.0);
+            println!(
+                "p50_ms={:.1}",
+                times.get(times.len() / 2).copied().unwrap_or(0.0)
+            );
+            println!("max_ms={max:.1}");
+            Ok(max <= max_ms as f64)
+        }
+        Cmd::Fill {
+            connect,
+            max,
+            hold_secs,
+        } => {
+            let addr = Addr::parse(&connect)?;
+            let mut open = Vec::new();
+            let mut first_error = None;
+            while (open.len() as u64) < max {
+                match connect_to(&addr) {
+                    Ok(c) => open.push(c),
+                    Err(e) => {
+                        first_error = Some(e);
+                        break;
+                    }
+                }
+            }
+            println!("opened={}", open.len());
+            // Each one works: a 1-byte digest round trip (the server reads the request).
+            let mut works = 0;
+            for (i, c) in open.iter_mut().enumerate() {
+                let mut one = || -> io::Result<bool> {
+                    request(c, MODE_DIGEST, i as u64, 1)?;
+                    let mut sizes = SmallRng::seed_from_u64(i as u64 ^ 0x99);
+                    let sent = send_stream(c, i as u64, 1, &mut sizes)?;
+                    c.shutdown(Shutdown::Write)?;
+                    let mut back = [0u8; 32];
+                    c.read_exact(&mut back)?;
+                    Ok(back == sent)
+                };
+                match one() {
+                    Ok(true) => works += 1,
+                    Ok(false) => eprintln!("connection {i}: checksum mismatch"),
+                    Err(e) => eprintln!("connection {i}: {e}"),
+                }
+            }
+            println!("works={works}");
+            match &first_error {
+                Some(e) => println!("first_errno={} error={e}", e.raw_os_error().unwrap_or(0)),
+                None => println!("first_errno=0"),
+            }
+            thread::sleep(Duration::from_secs(hold_secs));
+            let all = works == open.len();
+            drop(open);
+            Ok(all)
         }
         Cmd::Cycles {
             connect,

@@ -82,6 +82,19 @@ fn lower_domid_connects() {
 }
 
 #[test]
+fn each_side_learns_the_peers_ring_maximum() {
+    let mut w = World::new(&[1, 2]);
+    w.guest(1).pair(2).max_ring_pages = 64;
+    // Before any HELLO: the protocol's bound.
+    assert_eq!(w.guest(2).pair(1).peer_max_ring_pages(), 512);
+    w.connect(1, 2);
+    w.settle();
+    assert!(w.connected(1, 2));
+    assert_eq!(w.guest(2).pair(1).peer_max_ring_pages(), 64);
+    assert_eq!(w.guest(1).pair(2).peer_max_ring_pages(), 512);
+}
+
+#[test]
 fn higher_domid_connects_through_a_request() {
     let mut w = World::new(&[1, 2]);
     w.connect(2, 1);

@@ -254,6 +254,14 @@ impl Plane {
         self.conns.end_linger(peer, Some(token));
     }
 
+    /// Largest ring `peer` maps (its HELLO), if its channel is up: rings we offer it fit.
+    pub(crate) fn peer_max_ring(&self, peer: u16) -> Option<u16> {
+        let p = &self.peers[self.find(peer)?];
+        p.pair
+            .is_connected()
+            .then(|| p.pair.peer_max_ring_pages())
+    }
+
     /// Whether one more connection with `peer` is within the limits: its live ones, the
     /// CONNECTs of this run not yet applied, and the pages it withholds from us.
     fn conn_fits(&self, peer: u16) -> bool {

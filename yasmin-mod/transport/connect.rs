@@ -76,6 +76,19 @@ fn log_corrupted(sk: &mut Locked<'_>) {
     }
 }
 
+/// Our ring size for a socket of `buf` bytes with `peer`: within the largest ring the
+/// peer maps, once its HELLO has told us (a first connect that waits for the channel
+/// uses our own choice; a peer with a smaller maximum refuses it with ECONNRESET).
+fn ring_pages_within(peer: u16, buf: u64) -> u16 {
+    let theirs = plane::with(|p| p.peer_max_ring(peer)).flatten();
+    let pages = ring_pages_for(buf);
+    match theirs {
+        // Powers of two, so the smaller is one too.
+        Some(max) if max >= 1 => pages.min(max),
+        _ => pages,
+    }
+}
+
 /// `connect()`: our ring and event channel, then CONNECT (once the pair channel is up).
 pub(super) fn connect(sk: &mut Locked<'_>) -> c_int {
     let (cid, buf) = (sk.remote_cid(), sk.buffer_size());
@@ -90,7 +103,7 @@ pub(super) fn connect(sk: &mut Locked<'_>) -> c_int {
         return EINVAL.to_errno();
     };
     st.set_peer(peer, token);
-    let tx = match TxRing::new(peer, ring_pages_for(buf)) {
+    let tx = match TxRing::new(peer, ring_pages_within(peer, buf)) {
         Ok(t) => t,
         Err(e) => return e.to_errno(),
     };
@@ -353,13 +366,15 @@ fn child_rings(
     token: u64,
 ) -> core::result::Result<Msg, u32> {
     let id = conn_id(ports(child), token);
-    let pages = ring_pages_for(child.buffer_size());
+    let pages = ring_pages_within(peer, child.buffer_size());
     let cookie = child.sock().cookie();
     let st = child.state().ok_or(wire::RESET_NO_MEMORY)?;
     st.set_peer(peer, token);
     stats::add(&st.stats().connections, 1);
     if !ring_pages_ok(ring.pages) {
-        return Err(wire::RESET_BAD_RING); // larger than our max_ring_pages
+        // Larger than the max_ring_pages our HELLO announced: a protocol violation.
+        plane::with(|p| p.misbehaved(peer));
+        return Err(wire::RESET_BAD_RING);
     }
     let limit_or = |other| move |e: Error| if e == limits::enobufs() { wire::RESET_LIMIT } else { other };
     st.rx = Some(

@@ -282,6 +282,8 @@ pub struct Pair {
     limit: RateLimit,
     /// Largest per-socket ring this side maps (announced in HELLO).
     pub max_ring_pages: u16,
+    /// Largest ring the peer maps, from its HELLO (until then, the protocol's bound).
+    peer_max_ring_pages: u16,
 }
 
 impl Pair {
@@ -298,6 +300,7 @@ impl Pair {
             now: 0,
             limit: RateLimit::new(),
             max_ring_pages: MAX_RING_PAGES,
+            peer_max_ring_pages: MAX_RING_PAGES,
         }
     }
 
@@ -316,6 +319,12 @@ impl Pair {
     /// The peer's generation, once known.
     pub fn peer_gen(&self) -> Option<u64> {
         self.peer_gen
+    }
+
+    /// Largest ring the peer maps (its HELLO; the protocol's bound before one arrived).
+    /// A side sizes the rings it offers to this peer within it.
+    pub fn peer_max_ring_pages(&self) -> u16 {
+        self.peer_max_ring_pages
     }
 
     /// The channel in use or being set up.
@@ -657,6 +666,7 @@ impl Pair {
                 // Only the peer domain can map a page granted to it, so the channel itself
                 // authenticates the sender; its generation is believed if none is known.
                 self.peer_gen = Some(h.sender_gen);
+                self.peer_max_ring_pages = h.max_ring_pages;
                 true
             }
         }
