@@ -174,6 +174,11 @@ impl Conns {
         n
     }
 
+    /// Whether `peer` has a lingering ring.
+    pub(super) fn lingers_for(&self, peer: u16) -> bool {
+        self.lingering.iter().any(|l| l.peer == peer)
+    }
+
     /// Lingering rings in all.
     pub(super) fn lingering(&self) -> usize {
         self.lingering.len()

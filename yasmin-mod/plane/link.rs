@@ -3,14 +3,12 @@
 //! (`xen::rings::ControlRings`), its event channel, and the queue of encoded messages
 //! waiting for ring space.
 
-use crate::bindings;
 use crate::control::pair::Channel;
 use crate::control::wire::{self, Msg};
 use crate::glue;
 use crate::ring::RingError;
 use crate::xen::rings::ControlRings;
-use crate::xen::EventChannel;
-use kernel::ffi::{c_int, c_void};
+use crate::xen::PolledChannel;
 use kernel::prelude::*;
 
 /// Most control messages queued for a peer whose ring is full before the channel is reset.
@@ -77,7 +75,7 @@ pub(super) enum LinkError {
 /// A live control channel. Field order is drop order: the interrupt goes first, the
 /// rings (and the page they live in) last.
 pub(super) struct Link {
-    evt: EventChannel,
+    evt: PolledChannel,
     outbox: Outbox,
     rings: ControlRings,
 }
@@ -86,7 +84,7 @@ impl Link {
     /// Offerer: a fresh control page granted to `peer` and an unbound port for it.
     pub(super) fn offer(peer: u16) -> Result<(Link, Channel)> {
         let (rings, gref) = ControlRings::offer(peer)?;
-        let evt = EventChannel::alloc_unbound(peer, on_event, cookie(peer))?;
+        let evt = PolledChannel::alloc_unbound(peer, glue::work_kick)?;
         let ch = Channel {
             gref,
             evtchn: evt.port(),
@@ -98,7 +96,7 @@ impl Link {
     /// Acceptor: maps the offered page, checks it, binds the offered port.
     pub(super) fn accept(peer: u16, ch: Channel) -> Result<Link> {
         let rings = ControlRings::accept(peer, ch.gref)?;
-        let evt = EventChannel::bind_interdomain(peer, ch.evtchn, on_event, cookie(peer))?;
+        let evt = PolledChannel::bind_interdomain(peer, ch.evtchn, glue::work_kick)?;
         let outbox = Outbox::new()?;
         Ok(Link { evt, outbox, rings })
     }
@@ -114,6 +112,17 @@ impl Link {
             return Err(LinkError::Stuck);
         }
         self.flush().map_err(|_| LinkError::Broken)
+    }
+
+    /// Messages waiting for ring space.
+    pub(super) fn queued(&self) -> usize {
+        self.outbox.len
+    }
+
+    /// Acknowledges the channel's interrupt, if it fired, once the rings were looked at:
+    /// `spurious` if the peer had given us nothing to do (late EOI, see `PolledChannel`).
+    pub(super) fn ack(&self, spurious: bool) {
+        self.evt.ack(spurious)
     }
 
     /// Test build: queues raw bytes as one frame, whatever they say.
@@ -199,17 +208,3 @@ impl Link {
     }
 }
 
-/// The interrupt handler's cookie for `peer` (never null, never dereferenced).
-fn cookie(peer: u16) -> usize {
-    peer as usize + 1
-}
-
-/// Control event-channel interrupt (hard IRQ): the work item reads the rings.
-///
-/// # Safety
-///
-/// Called by the kernel's event-channel code only; the cookie is not used.
-unsafe extern "C" fn on_event(_irq: c_int, _cookie: *mut c_void) -> bindings::irqreturn_t {
-    glue::work_kick();
-    bindings::irqreturn_IRQ_HANDLED
-}

@@ -117,6 +117,8 @@ pub(crate) struct Plane {
     peers: KVec<Peer>,
     stopping: bool,
     dropped_notices: u64,
+    /// Slots of idle peers given to new ones (the table is full).
+    recycled_slots: u64,
     conns: Conns,
     /// Socket events for the transport, applied once the plane lock is dropped.
     deferred: KVec<SockEvent>,
@@ -138,6 +140,7 @@ impl Plane {
             peers: KVec::new(),
             stopping: false,
             dropped_notices: 0,
+            recycled_slots: 0,
             conns: Conns::new(),
             deferred: KVec::new(),
             last_sweep: 0,
@@ -400,14 +403,27 @@ impl Plane {
     /// gets the rest of its messages read by the next run (queued at once), so one run of
     /// the work item, which holds the plane mutex, stays short.
     fn poll(&mut self, i: usize) {
+        let queued = self.peers[i].link.as_ref().map(|l| l.queued());
+        let frames = self.poll_rings(i);
+        if let (Some(before), Some(link)) = (queued, self.peers[i].link.as_ref()) {
+            // Late EOI: nothing read and nothing written is a spurious interrupt.
+            link.ack(frames == 0 && link.queued() == before);
+        }
+    }
+
+    /// [`Plane::poll`]'s reading; returns the frames taken off the ring.
+    fn poll_rings(&mut self, i: usize) -> usize {
         let mut budget = FRAMES_PER_RUN;
+        let mut total = 0;
         loop {
             if budget == 0 || self.deferred.len() >= MAX_DEFERRED {
                 glue::work_kick();
-                return;
+                return total;
             }
             let p = &mut self.peers[i];
-            let Some(link) = p.link.as_mut() else { return };
+            let Some(link) = p.link.as_mut() else {
+                return total;
+            };
             let mut msgs: [Option<Msg>; 16] = [None; 16];
             let flushed = link.flush();
             let got = link.receive(&mut msgs, &mut p.bad_msgs);
@@ -415,20 +431,21 @@ impl Plane {
                 (Ok(()), Ok(r)) => r,
                 _ => {
                     self.feed(i, Event::ChannelBroken, 0);
-                    return;
+                    return total;
                 }
             };
             p.msgs_in += n as u64;
             budget = budget.saturating_sub(frames);
+            total += frames;
             self.check_budget(i); // invalid frames of this batch
             for m in msgs.iter().take(n).flatten() {
                 if self.peers[i].link.is_none() {
-                    return; // reset for misbehaviour: the rest is not read
+                    return total; // reset for misbehaviour: the rest is not read
                 }
                 self.dispatch(i, m);
             }
             if frames < msgs.len() {
-                return;
+                return total;
             }
         }
     }

@@ -12,7 +12,8 @@ use crate::xen::{self, grant};
 use kernel::prelude::*;
 use kernel::time::Ktime;
 
-/// Most peers tracked at once; notices about more are dropped with a log line.
+/// Most peers tracked at once. A full table recycles an idle peer's slot; a notice that
+/// finds none idle is dropped (counted in `dropped_notices`).
 const MAX_PEERS: usize = 256;
 /// Bound on result events fed back into a pair while handling one event.
 const MAX_FEED_DEPTH: u32 = 8;
@@ -32,9 +33,16 @@ impl Plane {
             return Some(i);
         }
         let gen = self.gen?;
-        if peer == self.domid || !paths::valid_domid(peer as u32) || self.peers.len() >= MAX_PEERS {
+        if peer == self.domid || !paths::valid_domid(peer as u32) {
             return None;
         }
+        // A full table recycles the slot of a peer with nothing left: no channel, no
+        // handshake under way, no connection, no lingering ring (e.g. a guest long gone).
+        let reuse = if self.peers.len() >= MAX_PEERS {
+            Some(self.peers.iter().position(|p| self.idle(p))?)
+        } else {
+            None
+        };
         let mut pair = Pair::new(self.domid, peer, gen);
         pair.max_ring_pages = self.max_ring_pages;
         let p = Peer {
@@ -52,8 +60,23 @@ impl Plane {
             msgs_in: 0,
             msgs_out: 0,
         };
+        if let Some(j) = reuse {
+            self.recycled_slots += 1;
+            self.peers[j] = p;
+            return Some(j);
+        }
         self.peers.push(p, GFP_KERNEL).ok()?;
         Some(self.peers.len() - 1)
+    }
+
+    /// Whether `p`'s slot holds nothing but history.
+    fn idle(&self, p: &Peer) -> bool {
+        let peer = p.pair.peer();
+        p.pair.state() == State::Idle
+            && p.link.is_none()
+            && p.pair.deadline().is_none()
+            && !self.conns.table.iter().any(|c| c.peer == peer)
+            && !self.conns.lingers_for(peer)
     }
 
     /// Feeds `ev` to peer `i` and carries out the resulting actions.
@@ -369,12 +392,13 @@ impl Plane {
     pub(crate) fn show(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
         writeln!(
             w,
-            "domid {} cid {} generation {} peers {} dropped_notices {}",
+            "domid {} cid {} generation {} peers {} dropped_notices {} recycled_slots {}",
             self.domid,
             self.domid as u32 + paths::CID_OFFSET,
             self.gen.unwrap_or(0),
             self.peers.len(),
-            self.dropped_notices
+            self.dropped_notices,
+            self.recycled_slots
         )?;
         writeln!(
             w,

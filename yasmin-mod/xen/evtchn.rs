@@ -2,14 +2,18 @@
 //! Interdomain event channels bound to an interrupt handler.
 
 use crate::bindings;
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::error::to_result;
+use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
 
 /// Signature of an event-channel interrupt handler (hard IRQ context).
 pub(crate) type IrqFn =
     unsafe extern "C" fn(kernel::ffi::c_int, *mut kernel::ffi::c_void) -> bindings::irqreturn_t;
 
-/// An interdomain event channel bound to an interrupt handler; closed on drop.
+/// An interdomain event channel bound to an interrupt handler with late EOI (XSA-332):
+/// the channel stays masked after an interrupt until the owner acknowledges it, so a
+/// peer that storms it cannot keep this CPU in the handler. Closed on drop.
 pub(crate) struct EventChannel {
     irq: u32,
     port: u32,
@@ -44,7 +48,7 @@ impl EventChannel {
         // SAFETY: `port` is ours; the handler is a plain function and `cookie` an opaque
         // value it receives (never dereferenced); the name is a static string.
         let irq = unsafe {
-            bindings::bind_evtchn_to_irqhandler(
+            bindings::bind_evtchn_to_irqhandler_lateeoi(
                 port,
                 Some(handler),
                 0,
@@ -73,6 +77,94 @@ impl EventChannel {
     pub(crate) fn notify(&self) {
         // SAFETY: `irq` is bound to our port as long as `self` lives.
         unsafe { bindings::notify_remote_via_irq(self.irq as i32) };
+    }
+}
+
+/// Acknowledges the interrupt `irq` from its handler (late EOI): the channel can fire
+/// again. `spurious` if there was nothing to do (Xen's storm protection backs off).
+///
+/// # Safety
+///
+/// `irq` is the one the running handler of an [`EventChannel`] received.
+pub(crate) unsafe fn eoi(irq: c_int, spurious: bool) {
+    let flags = if spurious {
+        bindings::XEN_EOI_FLAG_SPURIOUS
+    } else {
+        0
+    };
+    // SAFETY: by the caller, `irq` is a live late-EOI interrupt of ours.
+    unsafe { bindings::xen_irq_lateeoi(irq as u32, flags) };
+}
+
+/// What a [`PolledChannel`]'s interrupt leaves for its owner.
+struct Fired {
+    flag: AtomicBool,
+    kick: fn(),
+}
+
+/// An event channel whose owner polls: the interrupt only records that it fired and
+/// runs `kick` (e.g. queue the work item); the owner acknowledges it with
+/// [`PolledChannel::ack`] after looking, saying whether there was anything to do.
+/// Field order is drop order: the channel (and its handler) goes before `fired`.
+pub(crate) struct PolledChannel {
+    evt: EventChannel,
+    fired: Pin<KBox<Fired>>,
+}
+
+/// # Safety
+///
+/// Called by the kernel's event-channel code only, with the cookie of a live
+/// [`PolledChannel`] (its `fired`, freed only after the handler is unbound).
+unsafe extern "C" fn polled_irq(_irq: c_int, cookie: *mut c_void) -> bindings::irqreturn_t {
+    // SAFETY: by the caller: `cookie` points to the channel's pinned `Fired`.
+    let f = unsafe { &*cookie.cast::<Fired>() };
+    f.flag.store(true, Ordering::Release);
+    (f.kick)();
+    bindings::irqreturn_IRQ_HANDLED
+}
+
+impl PolledChannel {
+    fn fired(kick: fn()) -> Result<(Pin<KBox<Fired>>, usize)> {
+        let fired = KBox::pin(
+            Fired {
+                flag: AtomicBool::new(false),
+                kick,
+            },
+            GFP_KERNEL,
+        )?;
+        let cookie = &*fired as *const Fired as usize;
+        Ok((fired, cookie))
+    }
+
+    /// As [`EventChannel::alloc_unbound`].
+    pub(crate) fn alloc_unbound(remote: u16, kick: fn()) -> Result<Self> {
+        let (fired, cookie) = Self::fired(kick)?;
+        let evt = EventChannel::alloc_unbound(remote, polled_irq, cookie)?;
+        Ok(PolledChannel { evt, fired })
+    }
+
+    /// As [`EventChannel::bind_interdomain`].
+    pub(crate) fn bind_interdomain(remote: u16, remote_port: u32, kick: fn()) -> Result<Self> {
+        let (fired, cookie) = Self::fired(kick)?;
+        let evt = EventChannel::bind_interdomain(remote, remote_port, polled_irq, cookie)?;
+        Ok(PolledChannel { evt, fired })
+    }
+
+    pub(crate) fn port(&self) -> u32 {
+        self.evt.port()
+    }
+
+    pub(crate) fn notify(&self) {
+        self.evt.notify()
+    }
+
+    /// If the interrupt fired since the last call: acknowledge it (`spurious` if the owner
+    /// found nothing to do), so that it can fire again.
+    pub(crate) fn ack(&self, spurious: bool) {
+        if self.fired.flag.swap(false, Ordering::AcqRel) {
+            // SAFETY: `irq` is our live late-EOI interrupt, and it fired (masked since).
+            unsafe { eoi(self.evt.irq as c_int, spurious) };
+        }
     }
 }
 

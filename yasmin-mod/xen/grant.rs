@@ -67,9 +67,9 @@ impl Drop for GrantedPage {
             gref: self.gref,
             addr: self.addr,
         };
-        if page.try_free() {
+        let Err(page) = page.try_free() else {
             return;
-        }
+        };
         // The peer still maps it: withheld until it lets go. Out of memory or while
         // unloading, `page` is dropped instead, which hands it to the kernel.
         WITHHELD_PAGES.fetch_add(1, Ordering::Relaxed);
@@ -96,17 +96,20 @@ pub(crate) struct Withheld {
 unsafe impl Send for Withheld {}
 
 impl Withheld {
-    /// Ends the grant and frees the page if the peer no longer maps it.
-    fn try_free(&self) -> bool {
-        // SAFETY: `gref` grants `addr`'s page; on success the grant is gone, nobody else
-        // can reach the page, and it is ours to free (and is never touched again).
-        let ended = unsafe { bindings::yasmin_try_end_foreign_access(self.gref) };
-        if ended {
-            // SAFETY: as above.
-            unsafe { bindings::yasmin_free_page(self.addr.as_ptr().cast()) };
-            GRANTED_PAGES.fetch_sub(1, Ordering::Relaxed);
+    /// Ends the grant (its reference goes back to the kernel) and frees the page if the
+    /// peer no longer maps it; hands the page back otherwise.
+    fn try_free(self) -> core::result::Result<(), Self> {
+        // SAFETY: `gref` grants `addr`'s page; on success the grant and its reference are
+        // gone, nobody else can reach the page, and it is ours to free.
+        if !unsafe { bindings::yasmin_try_end_foreign_access(self.gref) } {
+            return Err(self);
         }
-        ended
+        // SAFETY: as above; never touched again.
+        unsafe { bindings::yasmin_free_page(self.addr.as_ptr().cast()) };
+        GRANTED_PAGES.fetch_sub(1, Ordering::Relaxed);
+        // Ended and freed: `Drop` (which ends the grant) must not run as well.
+        core::mem::forget(self);
+        Ok(())
     }
 }
 
@@ -141,13 +144,16 @@ pub(crate) fn retry_withheld() -> usize {
         .with(|list| {
             let mut left = 0;
             for slot in list.iter_mut() {
-                match slot.as_ref().map(Withheld::try_free) {
-                    Some(true) => {
-                        WITHHELD_PAGES.fetch_sub(1, Ordering::Relaxed);
-                        core::mem::forget(slot.take()); // its page is already free
+                if let Some(w) = slot.take() {
+                    match w.try_free() {
+                        Ok(()) => {
+                            WITHHELD_PAGES.fetch_sub(1, Ordering::Relaxed);
+                        }
+                        Err(w) => {
+                            *slot = Some(w);
+                            left += 1;
+                        }
                     }
-                    Some(false) => left += 1,
-                    None => {}
                 }
             }
             if left == 0 {

@@ -9,7 +9,8 @@ mod evtchn;
 pub(crate) mod grant;
 pub(crate) mod rings;
 
-pub(crate) use evtchn::EventChannel;
+pub(crate) use evtchn::{EventChannel, PolledChannel};
+pub(crate) use evtchn::eoi;
 pub(crate) use grant::{ForeignPages, GrantedPage};
 
 use crate::bindings;
