@@ -117,8 +117,16 @@ pub(crate) fn bad_msg_budget() -> u32 {
 
 /// The `limit_*` lines of debugfs `stats`.
 pub(crate) fn write(w: &mut impl core::fmt::Write) -> core::fmt::Result {
-    writeln!(w, "limit_granted_pages {}", MAX_GRANTED.load(Ordering::Relaxed))?;
-    writeln!(w, "limit_mapped_pages {}", MAX_MAPPED.load(Ordering::Relaxed))?;
+    writeln!(
+        w,
+        "limit_granted_pages {}",
+        MAX_GRANTED.load(Ordering::Relaxed)
+    )?;
+    writeln!(
+        w,
+        "limit_mapped_pages {}",
+        MAX_MAPPED.load(Ordering::Relaxed)
+    )?;
     writeln!(w, "limit_conns {}", MAX_CONNS.load(Ordering::Relaxed))?;
     writeln!(
         w,

@@ -39,7 +39,11 @@ pub(crate) fn write_global(w: &mut impl core::fmt::Write, live: usize) -> core::
     let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
     writeln!(w, "grant_pages {}", GRANTED_PAGES.load(Ordering::Relaxed))?;
     writeln!(w, "mapped_pages {}", MAPPED_PAGES.load(Ordering::Relaxed))?;
-    writeln!(w, "withheld_pages {}", WITHHELD_PAGES.load(Ordering::Relaxed))?;
+    writeln!(
+        w,
+        "withheld_pages {}",
+        WITHHELD_PAGES.load(Ordering::Relaxed)
+    )?;
     writeln!(w, "sockets {}", l(&SOCKETS))?;
     writeln!(w, "connections_live {}", live)?;
     writeln!(w, "connections_total {}", l(&CONNECTIONS))?;

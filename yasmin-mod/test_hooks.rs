@@ -62,11 +62,7 @@ pub(crate) fn adversary(cmd: &[u8]) -> Result {
     let s = core::str::from_utf8(cmd).map_err(|_| EINVAL)?;
     let mut it = s.split_ascii_whitespace();
     let name = it.next().ok_or(EINVAL)?;
-    let mut num = || -> Result<u32> {
-        it.next()
-            .and_then(|w| w.parse::<u32>().ok())
-            .ok_or(EINVAL)
-    };
+    let mut num = || -> Result<u32> { it.next().and_then(|w| w.parse::<u32>().ok()).ok_or(EINVAL) };
     if name == "hold" {
         let on = num()? != 0;
         HOLD.store(on, Ordering::Relaxed);

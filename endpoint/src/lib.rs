@@ -12,4 +12,4 @@ mod addr;
 mod socket;
 
 pub use addr::{Addr, AddrError, SYNTAX};
-pub use socket::{Conn, Listener, SockOpts};
+pub use socket::{errno_of, Conn, ConnectError, Listener, SockOpts};

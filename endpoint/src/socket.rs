@@ -209,6 +209,37 @@ pub enum Conn {
     Unix(UnixStream),
 }
 
+/// A failed `connect`: the address, and the errno (which callers can read back with
+/// [`errno_of`] although the message names the address).
+#[derive(Debug)]
+pub struct ConnectError {
+    pub addr: String,
+    pub errno: i32,
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = io::Error::from_raw_os_error(self.errno);
+        // SO_SNDTIMEO expiring on connect shows as EINPROGRESS or EAGAIN.
+        let hint = match Errno::from_raw(self.errno) {
+            Errno::EAGAIN | Errno::EINPROGRESS => " (timed out)",
+            _ => "",
+        };
+        write!(f, "connect to {}: {e}{hint}", self.addr)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// The errno behind `e`, also for a [`ConnectError`].
+pub fn errno_of(e: &io::Error) -> Option<i32> {
+    e.raw_os_error().or_else(|| {
+        e.get_ref()
+            .and_then(|i| i.downcast_ref::<ConnectError>())
+            .map(|c| c.errno)
+    })
+}
+
 impl Conn {
     /// Connects within `opts.timeout` (forever if `None`; vsock: see
     /// [`SockOpts::vsock_connect_timeout`]).
@@ -216,13 +247,14 @@ impl Conn {
         let sa = a.sockaddr()?;
         let fd = socket(a.family(), opts)?;
         sys::connect(fd.as_raw_fd(), &*sa).map_err(|e| {
-            // SO_SNDTIMEO expiring on connect shows as EINPROGRESS or EAGAIN.
-            let hint = match e {
-                Errno::EAGAIN | Errno::EINPROGRESS => " (timed out)",
-                _ => "",
-            };
-            let e = io::Error::from(e);
-            io::Error::new(e.kind(), format!("connect to {a}: {e}{hint}"))
+            let kind = io::Error::from(e).kind();
+            io::Error::new(
+                kind,
+                ConnectError {
+                    addr: a.to_string(),
+                    errno: e as i32,
+                },
+            )
         })?;
         Ok(match a {
             Addr::Vsock { .. } => Conn::Vsock(VsockStream::from(fd)),
@@ -376,6 +408,16 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
     use std::thread;
+
+    #[test]
+    fn a_failed_connect_keeps_its_errno() {
+        let a = Addr::parse("unix:/nonexistent/yasmin-endpoint-test.sock").unwrap();
+        let Err(e) = Conn::connect(&a, &SockOpts::default()) else {
+            panic!("connected to a path that does not exist");
+        };
+        assert_eq!(errno_of(&e), Some(Errno::ENOENT as i32));
+        assert!(e.to_string().contains("yasmin-endpoint-test.sock"), "{e}");
+    }
 
     fn tmp(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("yasmin-endpoint-{}", std::process::id()));

@@ -43,7 +43,9 @@ const BOGUS_GREF: u32 = 0x00ff_fff0;
 impl Plane {
     /// Sends attack `a` to `peer` over the live pair channel; `ENOTCONN` without one.
     pub(crate) fn attack(&mut self, peer: u16, a: Attack) -> Result {
-        let i = self.find(peer).ok_or(crate::xen::errno(crate::bindings::ENOTCONN))?;
+        let i = self
+            .find(peer)
+            .ok_or(crate::xen::errno(crate::bindings::ENOTCONN))?;
         if !self.peers[i].pair.is_connected() {
             return Err(crate::xen::errno(crate::bindings::ENOTCONN));
         }

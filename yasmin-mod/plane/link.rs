@@ -207,4 +207,3 @@ impl Link {
         Ok((n, frames))
     }
 }
-

@@ -29,8 +29,8 @@ use crate::control::paths;
 use crate::control::wire::{self, ConnId, Msg};
 use crate::glue::{self, Published};
 use crate::limits;
-use crate::stats;
 use crate::socket::Sock;
+use crate::stats;
 use crate::xen::rings::TxRing;
 use crate::xen::{self, errno, grant, Watch};
 use conns::{ConnEntry, Conns};
@@ -260,9 +260,7 @@ impl Plane {
     /// Largest ring `peer` maps (its HELLO), if its channel is up: rings we offer it fit.
     pub(crate) fn peer_max_ring(&self, peer: u16) -> Option<u16> {
         let p = &self.peers[self.find(peer)?];
-        p.pair
-            .is_connected()
-            .then(|| p.pair.peer_max_ring_pages())
+        p.pair.is_connected().then(|| p.pair.peer_max_ring_pages())
     }
 
     /// Whether one more connection with `peer` is within the limits: its live ones, the

@@ -6,9 +6,9 @@
 
 use super::{local_cid, ours, ring_pages_for, ring_pages_ok, sock_event};
 use crate::bindings;
-use crate::limits;
 use crate::control::paths;
 use crate::control::wire::{self, ConnId, Msg, RingRef};
+use crate::limits;
 use crate::plane::{self, SockEvent};
 use crate::socket::{Locked, Sock};
 use crate::stats;
@@ -269,9 +269,7 @@ fn for_sock(sk: &mut Locked<'_>, msg: Msg) {
                 Msg::Reset {
                     reason: wire::RESET_LIMIT,
                     ..
-                } if sk.tcp_state() == bindings::TCP_SYN_SENT => {
-                    sk.reset(bindings::ECONNREFUSED)
-                }
+                } if sk.tcp_state() == bindings::TCP_SYN_SENT => sk.reset(bindings::ECONNREFUSED),
                 Msg::Reset { .. } => sk.reset(bindings::ECONNRESET),
                 _ => sk.peer_closed(),
             }
@@ -376,10 +374,17 @@ fn child_rings(
         plane::with(|p| p.misbehaved(peer));
         return Err(wire::RESET_BAD_RING);
     }
-    let limit_or = |other| move |e: Error| if e == limits::enobufs() { wire::RESET_LIMIT } else { other };
-    st.rx = Some(
-        RxRing::map(peer, ring.dir_gref, ring.pages).map_err(limit_or(wire::RESET_BAD_RING))?,
-    );
+    let limit_or = |other| {
+        move |e: Error| {
+            if e == limits::enobufs() {
+                wire::RESET_LIMIT
+            } else {
+                other
+            }
+        }
+    };
+    st.rx =
+        Some(RxRing::map(peer, ring.dir_gref, ring.pages).map_err(limit_or(wire::RESET_BAD_RING))?);
     let tx = TxRing::new(peer, pages).map_err(limit_or(wire::RESET_NO_MEMORY))?;
     let answer = Msg::Accept {
         id,

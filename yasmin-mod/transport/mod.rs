@@ -307,12 +307,9 @@ unsafe extern "C" fn get_local_cid() -> u32 {
 ///
 /// `cookie` is the [`Sock::cookie`] the channel was bound with; the channel is unbound
 /// (waiting for this handler) before the socket can be freed.
-unsafe extern "C" fn sock_event(irq: c_int, cookie: *mut c_void) -> bindings::irqreturn_t {
+unsafe extern "C" fn sock_event(_irq: c_int, cookie: *mut c_void) -> bindings::irqreturn_t {
     // SAFETY: by the caller.
     unsafe { Sock::from_cookie(cookie) }.signal_received();
-    // Waking the socket is all there is to do: acknowledge at once (late EOI).
-    // SAFETY: `irq` is the interrupt this handler runs for.
-    unsafe { crate::xen::eoi(irq, false) };
     bindings::irqreturn_IRQ_HANDLED
 }
 

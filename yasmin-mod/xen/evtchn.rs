@@ -11,11 +11,12 @@ use kernel::prelude::*;
 pub(crate) type IrqFn =
     unsafe extern "C" fn(kernel::ffi::c_int, *mut kernel::ffi::c_void) -> bindings::irqreturn_t;
 
-/// An interdomain event channel bound to an interrupt handler with late EOI (XSA-332):
-/// the channel stays masked after an interrupt until the owner acknowledges it, so a
-/// peer that storms it cannot keep this CPU in the handler. Closed on drop.
+/// An interdomain event channel bound to an interrupt handler; closed on drop. Plain
+/// channels (a socket's: the handler only wakes the socket) are acknowledged by the
+/// kernel as the handler returns; [`PolledChannel`]s use late EOI.
 pub(crate) struct EventChannel {
     irq: u32,
+    late_eoi: bool,
     port: u32,
     cookie: usize,
 }
@@ -23,10 +24,14 @@ pub(crate) struct EventChannel {
 impl EventChannel {
     /// Allocates a fresh port that `remote` may bind to (its number goes in an offer).
     pub(crate) fn alloc_unbound(remote: u16, handler: IrqFn, cookie: usize) -> Result<Self> {
+        Self::alloc_unbound_with(remote, handler, cookie, false)
+    }
+
+    fn alloc_unbound_with(remote: u16, handler: IrqFn, cookie: usize, late: bool) -> Result<Self> {
         let mut port = 0;
         // SAFETY: hypercall wrapper with a valid out-pointer.
         to_result(unsafe { bindings::yasmin_evtchn_alloc_unbound(remote, &mut port) })?;
-        Self::bind(port, handler, cookie)
+        Self::bind(port, handler, cookie, late)
     }
 
     /// Binds to `remote`'s unbound port `remote_port` (offered to us).
@@ -36,19 +41,35 @@ impl EventChannel {
         handler: IrqFn,
         cookie: usize,
     ) -> Result<Self> {
+        Self::bind_interdomain_with(remote, remote_port, handler, cookie, false)
+    }
+
+    fn bind_interdomain_with(
+        remote: u16,
+        remote_port: u32,
+        handler: IrqFn,
+        cookie: usize,
+        late: bool,
+    ) -> Result<Self> {
         let mut port = 0;
         // SAFETY: hypercall wrapper with a valid out-pointer.
         to_result(unsafe {
             bindings::yasmin_evtchn_bind_interdomain(remote, remote_port, &mut port)
         })?;
-        Self::bind(port, handler, cookie)
+        Self::bind(port, handler, cookie, late)
     }
 
-    fn bind(port: u32, handler: IrqFn, cookie: usize) -> Result<Self> {
+    fn bind(port: u32, handler: IrqFn, cookie: usize, late_eoi: bool) -> Result<Self> {
+        let bind = if late_eoi {
+            bindings::bind_evtchn_to_irqhandler_lateeoi
+        } else {
+            bindings::bind_evtchn_to_irqhandler
+        };
         // SAFETY: `port` is ours; the handler is a plain function and `cookie` an opaque
-        // value it receives (never dereferenced); the name is a static string.
+        // value it receives (for a `PolledChannel`, its `Fired`, which outlives the
+        // binding); the name is a static string.
         let irq = unsafe {
-            bindings::bind_evtchn_to_irqhandler_lateeoi(
+            bind(
                 port,
                 Some(handler),
                 0,
@@ -63,6 +84,7 @@ impl EventChannel {
         }
         Ok(EventChannel {
             irq: irq as u32,
+            late_eoi,
             port,
             cookie,
         })
@@ -80,31 +102,18 @@ impl EventChannel {
     }
 }
 
-/// Acknowledges the interrupt `irq` from its handler (late EOI): the channel can fire
-/// again. `spurious` if there was nothing to do (Xen's storm protection backs off).
-///
-/// # Safety
-///
-/// `irq` is the one the running handler of an [`EventChannel`] received.
-pub(crate) unsafe fn eoi(irq: c_int, spurious: bool) {
-    let flags = if spurious {
-        bindings::XEN_EOI_FLAG_SPURIOUS
-    } else {
-        0
-    };
-    // SAFETY: by the caller, `irq` is a live late-EOI interrupt of ours.
-    unsafe { bindings::xen_irq_lateeoi(irq as u32, flags) };
-}
-
 /// What a [`PolledChannel`]'s interrupt leaves for its owner.
 struct Fired {
     flag: AtomicBool,
     kick: fn(),
 }
 
-/// An event channel whose owner polls: the interrupt only records that it fired and
-/// runs `kick` (e.g. queue the work item); the owner acknowledges it with
-/// [`PolledChannel::ack`] after looking, saying whether there was anything to do.
+/// An event channel whose owner polls, bound with late EOI (XSA-332): the interrupt only
+/// records that it fired and runs `kick` (e.g. queue the work item), and the channel
+/// stays masked until the owner acknowledges it with [`PolledChannel::ack`] after
+/// looking, saying whether there was anything to do; a peer that storms it with nothing
+/// to do is slowed down by Xen's spurious-event back-off. (Acknowledging from the
+/// handler itself would not help: the kernel defers an EOI issued inside its event loop.)
 /// Field order is drop order: the channel (and its handler) goes before `fired`.
 pub(crate) struct PolledChannel {
     evt: EventChannel,
@@ -139,14 +148,15 @@ impl PolledChannel {
     /// As [`EventChannel::alloc_unbound`].
     pub(crate) fn alloc_unbound(remote: u16, kick: fn()) -> Result<Self> {
         let (fired, cookie) = Self::fired(kick)?;
-        let evt = EventChannel::alloc_unbound(remote, polled_irq, cookie)?;
+        let evt = EventChannel::alloc_unbound_with(remote, polled_irq, cookie, true)?;
         Ok(PolledChannel { evt, fired })
     }
 
     /// As [`EventChannel::bind_interdomain`].
     pub(crate) fn bind_interdomain(remote: u16, remote_port: u32, kick: fn()) -> Result<Self> {
         let (fired, cookie) = Self::fired(kick)?;
-        let evt = EventChannel::bind_interdomain(remote, remote_port, polled_irq, cookie)?;
+        let evt =
+            EventChannel::bind_interdomain_with(remote, remote_port, polled_irq, cookie, true)?;
         Ok(PolledChannel { evt, fired })
     }
 
@@ -161,9 +171,14 @@ impl PolledChannel {
     /// If the interrupt fired since the last call: acknowledge it (`spurious` if the owner
     /// found nothing to do), so that it can fire again.
     pub(crate) fn ack(&self, spurious: bool) {
-        if self.fired.flag.swap(false, Ordering::AcqRel) {
+        if self.evt.late_eoi && self.fired.flag.swap(false, Ordering::AcqRel) {
+            let flags = if spurious {
+                bindings::XEN_EOI_FLAG_SPURIOUS
+            } else {
+                0
+            };
             // SAFETY: `irq` is our live late-EOI interrupt, and it fired (masked since).
-            unsafe { eoi(self.evt.irq as c_int, spurious) };
+            unsafe { bindings::xen_irq_lateeoi(self.evt.irq, flags) };
         }
     }
 }

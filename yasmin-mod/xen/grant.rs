@@ -210,7 +210,8 @@ impl ForeignPages {
         let count = i32::try_from(n).map_err(|_| early(EINVAL))?;
         // Every allocation before the frames, so that nothing fails while they are held
         // but not yet owned by a value that gives them back.
-        let mut pages = KVec::from_elem(core::ptr::null_mut(), n, GFP_KERNEL).map_err(|e| early(e.into()))?;
+        let mut pages =
+            KVec::from_elem(core::ptr::null_mut(), n, GFP_KERNEL).map_err(|e| early(e.into()))?;
         // SAFETY: a plain C struct of integers: all-zero is valid; filled by the glue below.
         let zero_op: bindings::gnttab_map_grant_ref = unsafe { core::mem::zeroed() };
         let mut ops = KVec::from_elem(zero_op, n, GFP_KERNEL).map_err(|e| early(e.into()))?;

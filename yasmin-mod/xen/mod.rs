@@ -10,7 +10,6 @@ pub(crate) mod grant;
 pub(crate) mod rings;
 
 pub(crate) use evtchn::{EventChannel, PolledChannel};
-pub(crate) use evtchn::eoi;
 pub(crate) use grant::{ForeignPages, GrantedPage};
 
 use crate::bindings;
