@@ -12,7 +12,7 @@ sed 's/^/# /' /sys/kernel/debug/yasmin/stats | grep limit_
 serve() { yasmin-stream-check serve --listen vsock:6400 > /tmp/serve.log 2>&1 & echo $! > /tmp/serve.pid; }
 serve
 exists() { yasmin-xs read "$SHARED_XS/$1" > /dev/null 2>&1; }
-run_bg() { n=$1; shift; rm -f "/tmp/$n.rc"; ( "$@" > "/tmp/$n.log" 2>&1; echo $? > "/tmp/$n.rc" ) & }
+run_bg() { rbn=$1; shift; rm -f "/tmp/$rbn.rc"; ( "$@" > "/tmp/$rbn.log" 2>&1; echo $? > "/tmp/$rbn.rc" ) & }
 done_rc() { retry "$2" test -f "/tmp/$1.rc" && cat "/tmp/$1.rc"; }
 bad_msgs_above() { [ "$(pair_field "$a" bad_msgs)" -gt "$1" ]; }
 under_limits() {
@@ -22,10 +22,10 @@ check dom0-listening xs_wait dom0-listening 180
 check honest-first-connection yasmin-stream-check latency --connect vsock:2:6300 --count 2 --max-ms 30000
 # Honest transfers run back to back through every attack.
 honest_loop() {
-    n=0
+    k=0
     while [ ! -e /tmp/stop-honest ]; do
-        timeout 120 yasmin-stream-check duplex --connect vsock:2:6300 --bytes 16777216 --seed "$n" > /tmp/honest-last.log 2>&1 || { echo "transfer $n failed:"; cat /tmp/honest-last.log; return 1; }
-        n=$((n + 1)); echo "$n" > /tmp/honest.count
+        timeout 120 yasmin-stream-check duplex --connect vsock:2:6300 --bytes 16777216 --seed "$k" > /tmp/honest-last.log 2>&1 || { echo "transfer $k failed:"; cat /tmp/honest-last.log; return 1; }
+        k=$((k + 1)); echo "$k" > /tmp/honest.count
     done
 }
 run_bg honest honest_loop
@@ -103,8 +103,10 @@ check hold-released xs_wait hold-released 120
 check withheld-pages-freed-once-released retry 15 stat_is withheld_pages = 0
 
 touch /tmp/stop-honest
-check honest-transfers-intact test "$(done_rc honest 180)" = 0
-sed 's/^/# honest: /' /tmp/honest.log
+rc=$(done_rc honest 180)
+echo "# honest: loop exit status '$rc'"
+check honest-transfers-intact test "$rc" = 0
+sed 's/^/# honest: /' /tmp/honest.log /tmp/honest-last.log
 check honest-transfers-kept-moving test "$(cat /tmp/honest.count)" -ge 4
 echo "# honest: $(cat /tmp/honest.count) transfers of 16 MiB each way during the attacks"
 xs_signal victim-finished
