@@ -24,10 +24,10 @@ MODULE_PARM_DESC(max_ring_pages,
 		 "Upper bound for SO_VM_SOCKETS_BUFFER_SIZE-chosen rings, in pages (power of two, <= 512 = 2 MiB)");
 
 /* Limits (see yasmin_main.rs and limits.rs; 0 = derived from the guest at load). */
-unsigned int yasmin_param_max_conns_per_peer = 64;
+unsigned int yasmin_param_max_conns_per_peer = 128;
 module_param_named(max_conns_per_peer, yasmin_param_max_conns_per_peer, uint, 0444);
 MODULE_PARM_DESC(max_conns_per_peer,
-		 "Most live connections with one peer domain, pages it withholds counted as connections (default 64)");
+		 "Most live connections with one peer domain, pages it withholds counted as connections (default 128)");
 
 unsigned int yasmin_param_max_conns = 1024;
 module_param_named(max_conns, yasmin_param_max_conns, uint, 0444);
@@ -36,7 +36,7 @@ MODULE_PARM_DESC(max_conns, "Most live connections in all (default 1024)");
 unsigned int yasmin_param_max_granted_pages;
 module_param_named(max_granted_pages, yasmin_param_max_granted_pages, uint, 0444);
 MODULE_PARM_DESC(max_granted_pages,
-		 "Most pages granted to peers at once (default 0: a quarter of the grant table, at most a quarter of RAM)");
+		 "Most pages granted to peers at once (default 0: half the grant table, at most a quarter of RAM)");
 
 unsigned int yasmin_param_max_mapped_pages;
 module_param_named(max_mapped_pages, yasmin_param_max_mapped_pages, uint, 0444);

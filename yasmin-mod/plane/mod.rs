@@ -50,6 +50,9 @@ const MAX_DEFERRED: usize = 256;
 const BUDGET_WINDOW_MS: u64 = 60_000;
 /// PINGs a peer may send per second; more count as misbehaviour (and go unanswered).
 const MAX_PINGS_PER_SEC: u32 = 8;
+/// After a misbehaviour reset, the peer's requests for a new channel are ignored for
+/// this long (ms): re-handshakes cost XenStore round trips, grants and event channels.
+const PENALTY_MS: u64 = 5000;
 /// At most one misbehaviour or revocation log line per peer in this many ms.
 const LOG_INTERVAL_MS: u64 = 5000;
 /// Set by the XenStore watch: `Y(self)` changed, rescan it.
@@ -105,6 +108,8 @@ struct Peer {
     ping_window: u64,
     /// When we last logged about this peer's misbehaviour or revoked rings (ms).
     logged: u64,
+    /// Until when (ms) the peer's requests for a new channel are ignored.
+    penalty_until: u64,
     msgs_in: u64,
     msgs_out: u64,
 }
@@ -311,14 +316,16 @@ impl Plane {
         }
         p.bad_base = p.bad_msgs;
         p.bad_window = now;
+        p.penalty_until = now.saturating_add(PENALTY_MS);
         stats::add(&stats::MISBEHAVIOUR_RESETS, 1);
         if now >= p.logged.saturating_add(LOG_INTERVAL_MS) {
             p.logged = now;
             pr_warn!(
-                "domain {}: control channel reset: {} invalid or abusive messages (budget {})\n",
+                "domain {}: control channel reset: {} invalid or abusive messages (budget {}); its requests ignored for {} ms\n",
                 p.pair.peer(),
                 spent,
-                limits::bad_msg_budget()
+                limits::bad_msg_budget(),
+                PENALTY_MS
             );
         }
         self.feed(i, Event::ChannelBroken, 0);

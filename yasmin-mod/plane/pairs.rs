@@ -57,6 +57,7 @@ impl Plane {
             pings: 0,
             ping_window: 0,
             logged: 0,
+            penalty_until: 0,
             msgs_in: 0,
             msgs_out: 0,
         };
@@ -330,7 +331,13 @@ impl Plane {
                     Kind::Notify => self.slot(p),
                     _ => self.find(p),
                 };
+                let penalized = slot.is_some_and(|i| now_ms() < self.peers[i].penalty_until);
                 match (slot, kind) {
+                    (Some(_), Kind::Notify) if penalized => {
+                        // Reset for misbehaviour a moment ago: its request is dropped
+                        // (it may ask again once the penalty is over).
+                        let _ = xen::xs_rm(paths::peer_node(self.domid, kind, p).as_str());
+                    }
                     (Some(i), Kind::Notify) => self.feed(i, Event::Notify(v), 0),
                     (Some(i), _) => self.feed(i, Event::Gone(v), 0),
                     (None, _) => {

@@ -27,8 +27,9 @@ check grant-limit-never-passed stat_is grant_pages -le 200
 check grants-back-after-fill retry 20 stat_is grant_pages = "$base_grants"
 check barrier-grant-limit-done barrier grant-limit-done 120
 
-# (2) Guest 2 connects to us: our children's rings reach the grant limit after 6; the
-# 7th is refused (RESET "limit": ECONNREFUSED there).
+# (2) Guest 2 connects to us: our accepted sockets' rings (64 + 1 pages: the listener's
+# buffer size is vsock's default 256 KiB) reach the grant limit after 3; the 4th is
+# refused (RESET "limit": ECONNREFUSED there).
 check barrier-peer-limit-done barrier peer-limit-done 180
 
 # (3) After the limits: netfront and a fresh YASMIN connection work.
