@@ -33,8 +33,9 @@ xs_signal victim-ready
 
 # Floods: guest 2 keeps flooding until we have measured.
 for attack in junk ping connect accept; do
-    check "$attack-flood-started" xs_wait "$attack-flooding" 120
     resets0=$(stat misbehaviour_resets)
+    xs_signal "$attack-ready"
+    check "$attack-flood-started" xs_wait "$attack-flooding" 120
     sleep 1
     yasmin-stream-check latency --connect vsock:2:6300 --count 5 --max-ms 1000 > "/tmp/lat-$attack.log" 2>&1
     case_result $? "$attack-flood-connect-close-under-1s"

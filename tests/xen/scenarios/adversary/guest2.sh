@@ -11,6 +11,7 @@ check victim-ready xs_wait victim-ready 300
 # until the victim has measured, at most 120 s.
 flood() {
     fl=$1; cmd=$2; sent=0
+    xs_wait "$fl-ready" 300 || return 1
     pair_up "$v" 60 || return 1
     xs_signal "$fl-flooding"
     end=$(( $(date +%s) + 120 ))
