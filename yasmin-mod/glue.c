@@ -13,45 +13,28 @@
 #include <asm/xen/page.h>
 #include "glue.h"
 
-unsigned int yasmin_param_ring_pages = 128;
-module_param_named(ring_pages, yasmin_param_ring_pages, uint, 0444);
-MODULE_PARM_DESC(ring_pages,
-		 "Default pages per direction of a socket's data ring (power of two, 1..max_ring_pages; default 128 = 512 KiB)");
+/* A read-only (after load) uint module parameter NAME, in C as yasmin_param_NAME. */
+#define YASMIN_PARAM(name, def, desc)                                   \
+	unsigned int yasmin_param_##name = def;                         \
+	module_param_named(name, yasmin_param_##name, uint, 0444);      \
+	MODULE_PARM_DESC(name, desc)
 
-unsigned int yasmin_param_max_ring_pages = 512;
-module_param_named(max_ring_pages, yasmin_param_max_ring_pages, uint, 0444);
-MODULE_PARM_DESC(max_ring_pages,
-		 "Upper bound for SO_VM_SOCKETS_BUFFER_SIZE-chosen rings, in pages (power of two, <= 512 = 2 MiB)");
+YASMIN_PARAM(ring_pages, 128,
+	     "Default pages per direction of a socket's data ring (power of two, 1..max_ring_pages; default 128 = 512 KiB)");
+YASMIN_PARAM(max_ring_pages, 512,
+	     "Upper bound for SO_VM_SOCKETS_BUFFER_SIZE-chosen rings, in pages (power of two, <= 512 = 2 MiB)");
 
 /* Limits (see yasmin_main.rs and limits.rs; 0 = derived from the guest at load). */
-unsigned int yasmin_param_max_conns_per_peer = 128;
-module_param_named(max_conns_per_peer, yasmin_param_max_conns_per_peer, uint, 0444);
-MODULE_PARM_DESC(max_conns_per_peer,
-		 "Most live connections with one peer domain, pages it withholds counted as connections (default 128)");
-
-unsigned int yasmin_param_max_conns = 1024;
-module_param_named(max_conns, yasmin_param_max_conns, uint, 0444);
-MODULE_PARM_DESC(max_conns, "Most live connections in all (default 1024)");
-
-unsigned int yasmin_param_max_granted_pages;
-module_param_named(max_granted_pages, yasmin_param_max_granted_pages, uint, 0444);
-MODULE_PARM_DESC(max_granted_pages,
-		 "Most pages granted to peers at once (default 0: half the grant table, at most a quarter of RAM)");
-
-unsigned int yasmin_param_max_mapped_pages;
-module_param_named(max_mapped_pages, yasmin_param_max_mapped_pages, uint, 0444);
-MODULE_PARM_DESC(max_mapped_pages,
-		 "Most peer pages mapped at once (default 0: a quarter of RAM)");
-
-unsigned int yasmin_param_linger_ms = 30000;
-module_param_named(linger_ms, yasmin_param_linger_ms, uint, 0444);
-MODULE_PARM_DESC(linger_ms,
-		 "How long a closed socket's ring stays readable for a peer that has not closed its side (default 30000)");
-
-unsigned int yasmin_param_bad_msg_budget = 32;
-module_param_named(bad_msg_budget, yasmin_param_bad_msg_budget, uint, 0444);
-MODULE_PARM_DESC(bad_msg_budget,
-		 "Invalid control messages a peer may send per channel before the channel is reset (default 32)");
+YASMIN_PARAM(max_conns_per_peer, 128,
+	     "Most live connections with one peer domain, pages it withholds counted as connections (default 128)");
+YASMIN_PARAM(max_conns, 1024, "Most live connections in all (default 1024)");
+YASMIN_PARAM(max_granted_pages, 0,
+	     "Most pages granted to peers at once (default 0: half the grant table, at most a quarter of RAM)");
+YASMIN_PARAM(max_mapped_pages, 0, "Most peer pages mapped at once (default 0: a quarter of RAM)");
+YASMIN_PARAM(linger_ms, 30000,
+	     "How long a closed socket's ring stays readable for a peer that has not closed its side (default 30000)");
+YASMIN_PARAM(bad_msg_budget, 32,
+	     "Invalid control messages a peer may send per channel per minute before the channel is reset (default 32)");
 
 unsigned long yasmin_total_ram_pages(void)
 {

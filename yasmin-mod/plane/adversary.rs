@@ -65,6 +65,19 @@ impl Plane {
             }
             v
         };
+        let connect = |port: u32, token: u64, ring: RingRef| Msg::Connect {
+            id: id(port, token),
+            ring,
+            evtchn: 1,
+        };
+        let accept = |token: u64| Msg::Accept {
+            id: id(1, token),
+            ring: bogus,
+        };
+        let big = RingRef {
+            dir_gref: BOGUS_GREF,
+            pages: 512,
+        };
         let mut msgs: KVec<Msg> = KVec::new();
         match a {
             Attack::Junk(n) => {
@@ -79,61 +92,29 @@ impl Plane {
             }
             Attack::Connect(n, port) => {
                 for _ in 0..n {
-                    let m = Msg::Connect {
-                        id: id(port, super::next_token()),
-                        ring: bogus,
-                        evtchn: 1,
-                    };
-                    msgs.push(m, GFP_KERNEL)?;
+                    msgs.push(connect(port, super::next_token(), bogus), GFP_KERNEL)?;
                 }
             }
             Attack::BigRing(port) => {
-                let ring = RingRef {
-                    dir_gref: BOGUS_GREF,
-                    pages: 512,
-                };
-                let m = Msg::Connect {
-                    id: id(port, super::next_token()),
-                    ring,
-                    evtchn: 1,
-                };
-                msgs.push(m, GFP_KERNEL)?;
+                msgs.push(connect(port, super::next_token(), big), GFP_KERNEL)?
             }
             Attack::ForeignToken(port) => {
                 let other = (peer as u64 ^ 0x7) << 48 | 1;
-                let m = Msg::Connect {
-                    id: id(port, other),
-                    ring: bogus,
-                    evtchn: 1,
-                };
-                msgs.push(m, GFP_KERNEL)?;
+                msgs.push(connect(port, other, bogus), GFP_KERNEL)?;
             }
             Attack::ReuseToken(port) => {
                 for &token in live.iter() {
-                    let m = Msg::Connect {
-                        id: id(port, token),
-                        ring: bogus,
-                        evtchn: 1,
-                    };
-                    msgs.push(m, GFP_KERNEL)?;
+                    msgs.push(connect(port, token, bogus), GFP_KERNEL)?;
                 }
             }
             Attack::StrayAccept(n) => {
                 for _ in 0..n {
-                    let m = Msg::Accept {
-                        id: id(1, super::next_token()),
-                        ring: bogus,
-                    };
-                    msgs.push(m, GFP_KERNEL)?;
+                    msgs.push(accept(super::next_token()), GFP_KERNEL)?;
                 }
             }
             Attack::DupAccept => {
                 for &token in live.iter() {
-                    let m = Msg::Accept {
-                        id: id(1, token),
-                        ring: bogus,
-                    };
-                    msgs.push(m, GFP_KERNEL)?;
+                    msgs.push(accept(token), GFP_KERNEL)?;
                 }
             }
         }
