@@ -1,7 +1,7 @@
 # Scenario adversary, guest 1: the victim. Guest 2 loads the test build's hostile-peer
 # hooks (debugfs `adversary`) and attacks over a real pair channel; dom0 is an honest
 # third party. Through every attack: the victim's unrelated connect/close to dom0 takes
-# under 1 s, grants and mappings stay under the limits, an abusive pair is reset, and an
+# under 1 s (3x its quiet time on a slower kernel), grants and mappings stay under the limits, an abusive pair is reset, and an
 # honest transfer to dom0 keeps moving and ends intact.
 . /yasmin/lib/case.sh
 mark_kernel_log
@@ -20,6 +20,13 @@ under_limits() {
 }
 check dom0-listening xs_wait dom0-listening 180
 check honest-first-connection yasmin-stream-check latency --connect vsock:2:6300 --count 2 --max-ms 30000
+# The bound for connect/close during a flood: 1 s, or 3x the quiet maximum on a kernel
+# slow enough (the debug test kernel under TCG) that its quiet probes take over 333 ms.
+yasmin-stream-check latency --connect vsock:2:6300 --count 5 --max-ms 30000 > /tmp/lat-quiet.log 2>&1
+sed 's/^/# quiet: /' /tmp/lat-quiet.log
+quiet=$(sed -n 's/^max_ms=\([0-9]*\).*/\1/p' /tmp/lat-quiet.log)
+bound=$((3 * ${quiet:-1000})); [ "$bound" -ge 1000 ] || bound=1000
+echo "# connect/close bound during floods: $bound ms"
 # Honest transfers run back to back through every attack.
 honest_loop() {
     k=0
@@ -37,8 +44,8 @@ for attack in junk ping connect accept; do
     xs_signal "$attack-ready"
     check "$attack-flood-started" xs_wait "$attack-flooding" 120
     sleep 1
-    yasmin-stream-check latency --connect vsock:2:6300 --count 5 --max-ms 1000 > "/tmp/lat-$attack.log" 2>&1
-    case_result $? "$attack-flood-connect-close-under-1s"
+    yasmin-stream-check latency --connect vsock:2:6300 --count 5 --max-ms "$bound" > "/tmp/lat-$attack.log" 2>&1
+    case_result $? "$attack-flood-connect-close-within-bound"
     sed "s/^/# $attack: /" "/tmp/lat-$attack.log"
     check "$attack-flood-under-limits" under_limits
     xs_signal "$attack-measured"
@@ -73,7 +80,7 @@ for attack in foreign bigring reuse dupaccept; do
         dupaccept) ;; # counted once the ACCEPT is applied; checked below
         *) check "$attack-counted-as-misbehaviour" retry 10 bad_msgs_above "$bad0" ;;
     esac
-    check "$attack-victim-responsive" yasmin-stream-check latency --connect vsock:2:6300 --count 2 --max-ms 1000
+    check "$attack-victim-responsive" yasmin-stream-check latency --connect vsock:2:6300 --count 2 --max-ms "$bound"
     xs_signal "$attack-checked"
 done
 # The duplicate ACCEPT was counted and did not disturb the connection it named.
@@ -98,7 +105,7 @@ check hold-rings-revoked retry 20 stat_is linger_revoked -ge $((revoked0 + 8))
 check hold-pages-withheld stat_is withheld_pages -gt 0
 sed 's/^/# hold: /' /sys/kernel/debug/yasmin/stats | grep -E 'grant_pages|withheld|revoked|limit_refusals'
 check hold-revocation-logged sh -c "dmesg | grep -q 'did not release within'"
-check hold-victim-responsive yasmin-stream-check latency --connect vsock:2:6300 --count 2 --max-ms 1000
+check hold-victim-responsive yasmin-stream-check latency --connect vsock:2:6300 --count 2 --max-ms "$bound"
 xs_signal hold-revoked
 check hold-released xs_wait hold-released 120
 check withheld-pages-freed-once-released retry 15 stat_is withheld_pages = 0
