@@ -99,7 +99,8 @@ impl Plane {
                 msgs.push(connect(port, super::next_token(), big), GFP_KERNEL)?
             }
             Attack::ForeignToken(port) => {
-                let other = (peer as u64 ^ 0x7) << 48 | 1;
+                // Any domid but ours (the connector's) on top: bit 14 flipped.
+                let other = (self.domid as u64 ^ 0x4000) << 48 | 1;
                 msgs.push(connect(port, other, bogus), GFP_KERNEL)?;
             }
             Attack::ReuseToken(port) => {
