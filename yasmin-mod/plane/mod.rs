@@ -7,7 +7,8 @@
 //!   polling, start and stop;
 //! - `pairs`: the pair state machines and their XenStore side (scan, offers, requests);
 //! - `link`: one control channel's rings, event channel and outbox;
-//! - `conns`: the connection table, lingering rings, and the socket events handed back.
+//! - `conns`: the connection table, lingering rings, and the socket events handed back;
+//! - `guard`: limits per peer, the misbehaviour budget, and revoking lingering rings.
 //!
 //! Everything runs in one work item under one mutex: the XenStore watch callback and the
 //! interrupt handler only mark work and kick it, so nothing here runs in atomic context
@@ -17,6 +18,7 @@
 #[cfg(yasmin_test)]
 mod adversary;
 mod conns;
+mod guard;
 mod link;
 mod pairs;
 
@@ -30,9 +32,8 @@ use crate::control::wire::{self, ConnId, Msg};
 use crate::glue::{self, Published};
 use crate::limits;
 use crate::socket::Sock;
-use crate::stats;
 use crate::xen::rings::TxRing;
-use crate::xen::{self, errno, grant, Watch};
+use crate::xen::{self, errno, Watch};
 use conns::{ConnEntry, Conns};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::ffi::c_char;
@@ -46,15 +47,6 @@ static PLANE: Published<Plane> = Published::new();
 const FRAMES_PER_RUN: usize = 64;
 /// Socket events waiting for the transport before polling stops for this run.
 const MAX_DEFERRED: usize = 256;
-/// The misbehaviour budget (`bad_msg_budget`) is spent within this window (ms).
-const BUDGET_WINDOW_MS: u64 = 60_000;
-/// PINGs a peer may send per second; more count as misbehaviour (and go unanswered).
-const MAX_PINGS_PER_SEC: u32 = 8;
-/// After a misbehaviour reset, the peer's requests for a new channel are ignored for
-/// this long (ms): re-handshakes cost XenStore round trips, grants and event channels.
-const PENALTY_MS: u64 = 5000;
-/// At most one misbehaviour or revocation log line per peer in this many ms.
-const LOG_INTERVAL_MS: u64 = 5000;
 /// Set by the XenStore watch: `Y(self)` changed, rescan it.
 static XS_DIRTY: AtomicBool = AtomicBool::new(true);
 /// Connection tokens: our domid in the top 16 bits (so both sides of a pair never pick
@@ -268,109 +260,6 @@ impl Plane {
         p.pair.is_connected().then(|| p.pair.peer_max_ring_pages())
     }
 
-    /// Whether one more connection with `peer` is within the limits: its live ones, the
-    /// CONNECTs of this run not yet applied, and the pages it withholds from us.
-    fn conn_fits(&self, peer: u16) -> bool {
-        let incoming = |only: Option<u16>| {
-            self.deferred
-                .iter()
-                .filter(|e| matches!(e, SockEvent::Incoming { peer: p, .. } if only.is_none_or(|o| o == *p)))
-                .count()
-        };
-        let live = self.conns.table.iter().filter(|c| c.peer == peer).count();
-        let fits = limits::conn_fits(
-            live + incoming(Some(peer)),
-            grant::withheld_by(peer),
-            self.conns.table.len() + incoming(None),
-        );
-        if !fits {
-            stats::add(&stats::LIMIT_REFUSALS, 1);
-        }
-        fits
-    }
-
-    /// Peer `i` sent `n` more invalid or abusive messages: past its budget for this
-    /// channel, the channel is reset (its connections with it), with one log line.
-    pub(crate) fn misbehaved(&mut self, peer: u16) {
-        if let Some(i) = self.find(peer) {
-            self.strike(i, 1);
-        }
-    }
-
-    fn strike(&mut self, i: usize, n: u32) {
-        let p = &mut self.peers[i];
-        p.bad_msgs = p.bad_msgs.saturating_add(n);
-        self.check_budget(i);
-    }
-
-    fn check_budget(&mut self, i: usize) {
-        let now = pairs::now_ms();
-        let p = &mut self.peers[i];
-        let spent = p.bad_msgs.saturating_sub(p.bad_base);
-        if p.link.is_none() || spent < limits::bad_msg_budget() {
-            if now >= p.bad_window.saturating_add(BUDGET_WINDOW_MS) {
-                p.bad_window = now; // a new window: what was spent is forgiven
-                p.bad_base = p.bad_msgs;
-            }
-            return;
-        }
-        p.bad_base = p.bad_msgs;
-        p.bad_window = now;
-        p.penalty_until = now.saturating_add(PENALTY_MS);
-        stats::add(&stats::MISBEHAVIOUR_RESETS, 1);
-        if now >= p.logged.saturating_add(LOG_INTERVAL_MS) {
-            p.logged = now;
-            pr_warn!(
-                "domain {}: control channel reset: {} invalid or abusive messages (budget {}); its requests ignored for {} ms\n",
-                p.pair.peer(),
-                spent,
-                limits::bad_msg_budget(),
-                PENALTY_MS
-            );
-        }
-        self.feed(i, Event::ChannelBroken, 0);
-    }
-
-    /// A PING from peer `i`: `false` (and a strike) past [`MAX_PINGS_PER_SEC`].
-    fn ping_allowed(&mut self, i: usize) -> bool {
-        let now = pairs::now_ms();
-        let p = &mut self.peers[i];
-        if now >= p.ping_window.saturating_add(1000) {
-            p.ping_window = now;
-            p.pings = 0;
-        }
-        p.pings += 1;
-        if p.pings <= MAX_PINGS_PER_SEC {
-            return true;
-        }
-        self.strike(i, 1);
-        false
-    }
-
-    /// Revokes the rings of released sockets whose peer has not closed its side within
-    /// `linger_ms`; what it still maps is withheld. Frees withheld pages let go since.
-    fn revoke_lingering(&mut self) {
-        let now = pairs::now_ms();
-        for i in 0..self.peers.len() {
-            let peer = self.peers[i].pair.peer();
-            let n = self.conns.revoke(peer, now, limits::linger_ms());
-            if n == 0 {
-                continue;
-            }
-            stats::add(&stats::LINGER_REVOKED, n as u64);
-            let p = &mut self.peers[i];
-            if now >= p.logged.saturating_add(LOG_INTERVAL_MS) {
-                p.logged = now;
-                pr_warn!(
-                    "domain {}: revoked {} closed connections' rings it did not release within {} ms\n",
-                    peer,
-                    n,
-                    limits::linger_ms()
-                );
-            }
-        }
-    }
-
     /// Connections in the table (debugfs `stats`).
     pub(crate) fn conns_live(&self) -> usize {
         self.conns.table.len()
@@ -487,7 +376,7 @@ impl Plane {
                         },
                     );
                     if abusive {
-                        self.strike(i, 1);
+                        self.strike(i);
                     }
                     return;
                 }
@@ -528,7 +417,7 @@ impl Plane {
                     );
                     // A late answer to a connect that timed out is legitimate once;
                     // repeated, it is a flood.
-                    self.strike(i, 1);
+                    self.strike(i);
                 }
             }
         }

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0
+//! What keeps a peer in bounds: the connection check against `crate::limits`, the
+//! misbehaviour budget (and the penalty after a reset), the PING rate, and the
+//! revocation of lingering rings the peer never released.
+
+use super::{pairs, Plane, SockEvent};
+use crate::control::pair::Event;
+use crate::limits;
+use crate::stats;
+use crate::xen::grant;
+use kernel::prelude::*;
+
+/// The misbehaviour budget (`bad_msg_budget`) is spent within this window (ms).
+const BUDGET_WINDOW_MS: u64 = 60_000;
+/// PINGs a peer may send per second; more count as misbehaviour (and go unanswered).
+const MAX_PINGS_PER_SEC: u32 = 8;
+/// After a misbehaviour reset, the peer's requests for a new channel are ignored for
+/// this long (ms): re-handshakes cost XenStore round trips, grants and event channels.
+const PENALTY_MS: u64 = 5000;
+/// At most one misbehaviour or revocation log line per peer in this many ms.
+const LOG_INTERVAL_MS: u64 = 5000;
+
+impl Plane {
+    /// Whether one more connection with `peer` is within the limits: its live ones, the
+    /// CONNECTs of this run not yet applied, and the pages it withholds from us.
+    pub(super) fn conn_fits(&self, peer: u16) -> bool {
+        let incoming = |only: Option<u16>| {
+            self.deferred
+                .iter()
+                .filter(|e| matches!(e, SockEvent::Incoming { peer: p, .. } if only.is_none_or(|o| o == *p)))
+                .count()
+        };
+        let live = self.conns.table.iter().filter(|c| c.peer == peer).count();
+        let fits = limits::conn_fits(
+            live + incoming(Some(peer)),
+            grant::withheld_by(peer),
+            self.conns.table.len() + incoming(None),
+        );
+        if !fits {
+            stats::add(&stats::LIMIT_REFUSALS, 1);
+        }
+        fits
+    }
+
+    /// `peer` sent one more invalid or abusive message: past its budget for this
+    /// channel, the channel is reset (its connections with it), with one log line.
+    pub(crate) fn misbehaved(&mut self, peer: u16) {
+        if let Some(i) = self.find(peer) {
+            self.strike(i);
+        }
+    }
+
+    pub(super) fn strike(&mut self, i: usize) {
+        let p = &mut self.peers[i];
+        p.bad_msgs = p.bad_msgs.saturating_add(1);
+        self.check_budget(i);
+    }
+
+    pub(super) fn check_budget(&mut self, i: usize) {
+        let now = pairs::now_ms();
+        let p = &mut self.peers[i];
+        let spent = p.bad_msgs.saturating_sub(p.bad_base);
+        if p.link.is_none() || spent < limits::bad_msg_budget() {
+            if now >= p.bad_window.saturating_add(BUDGET_WINDOW_MS) {
+                p.bad_window = now; // a new window: what was spent is forgiven
+                p.bad_base = p.bad_msgs;
+            }
+            return;
+        }
+        p.bad_base = p.bad_msgs;
+        p.bad_window = now;
+        p.penalty_until = now.saturating_add(PENALTY_MS);
+        stats::add(&stats::MISBEHAVIOUR_RESETS, 1);
+        if now >= p.logged.saturating_add(LOG_INTERVAL_MS) {
+            p.logged = now;
+            pr_warn!(
+                "domain {}: control channel reset: {} invalid or abusive messages (budget {}); its requests ignored for {} ms\n",
+                p.pair.peer(),
+                spent,
+                limits::bad_msg_budget(),
+                PENALTY_MS
+            );
+        }
+        self.feed(i, Event::ChannelBroken, 0);
+    }
+
+    /// A PING from peer `i`: `false` (and a strike) past [`MAX_PINGS_PER_SEC`].
+    pub(super) fn ping_allowed(&mut self, i: usize) -> bool {
+        let now = pairs::now_ms();
+        let p = &mut self.peers[i];
+        if now >= p.ping_window.saturating_add(1000) {
+            p.ping_window = now;
+            p.pings = 0;
+        }
+        p.pings += 1;
+        if p.pings <= MAX_PINGS_PER_SEC {
+            return true;
+        }
+        self.strike(i);
+        false
+    }
+
+    /// Revokes the rings of released sockets whose peer has not closed its side within
+    /// `linger_ms`; what it still maps is withheld. Frees withheld pages let go since.
+    pub(super) fn revoke_lingering(&mut self) {
+        let now = pairs::now_ms();
+        for i in 0..self.peers.len() {
+            let peer = self.peers[i].pair.peer();
+            let n = self.conns.revoke(peer, now, limits::linger_ms());
+            if n == 0 {
+                continue;
+            }
+            stats::add(&stats::LINGER_REVOKED, n as u64);
+            let p = &mut self.peers[i];
+            if now >= p.logged.saturating_add(LOG_INTERVAL_MS) {
+                p.logged = now;
+                pr_warn!(
+                    "domain {}: revoked {} closed connections' rings it did not release within {} ms\n",
+                    peer,
+                    n,
+                    limits::linger_ms()
+                );
+            }
+        }
+    }
+}
