@@ -9,6 +9,8 @@ use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 pub(crate) static GRANTED_PAGES: AtomicI64 = AtomicI64::new(0);
 /// Foreign pages this module has mapped right now.
 pub(crate) static MAPPED_PAGES: AtomicI64 = AtomicI64::new(0);
+/// Event channels this module has bound right now (control links and sockets).
+pub(crate) static EVENT_CHANNELS: AtomicI64 = AtomicI64::new(0);
 /// Of `GRANTED_PAGES`: pages we are done with that the peer still maps (`xen::grant::Withheld`).
 pub(crate) static WITHHELD_PAGES: AtomicI64 = AtomicI64::new(0);
 /// Grants, mappings or connections refused at a limit (`crate::limits`).
@@ -43,6 +45,11 @@ pub(crate) fn write_global(w: &mut impl core::fmt::Write, live: usize) -> core::
         w,
         "withheld_pages {}",
         WITHHELD_PAGES.load(Ordering::Relaxed)
+    )?;
+    writeln!(
+        w,
+        "event_channels {}",
+        EVENT_CHANNELS.load(Ordering::Relaxed)
     )?;
     writeln!(w, "sockets {}", l(&SOCKETS))?;
     writeln!(w, "connections_live {}", live)?;

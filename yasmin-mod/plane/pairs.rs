@@ -272,7 +272,7 @@ impl Plane {
         }
     }
 
-    /// Re-reads `Y(self)`: our generation, then every `notify/<p>` and `gone/<p>`.
+    /// Re-reads `Y(self)`: our generation, then every `gone/<p>` and `notify/<p>`.
     pub(super) fn scan(&mut self) {
         let gen = xen::xs_read_path(paths::gen_node(self.domid).as_str(), paths::parse_gen);
         let gen = match gen {
@@ -303,7 +303,9 @@ impl Plane {
                 );
             }
         }
-        for kind in [Kind::Notify, Kind::Gone] {
+        // Deaths first: a death precedes any notice of the peer's next incarnation, and
+        // survivors reset their sockets without first reading every pending notice.
+        for kind in [Kind::Gone, Kind::Notify] {
             let mut names: KVec<u16> = KVec::new();
             let listed = xen::xs_directory(paths::kind_dir(self.domid, kind).as_str(), |name| {
                 if let Some(p) = paths::parse_domid(name) {

@@ -82,6 +82,7 @@ impl EventChannel {
             unsafe { bindings::yasmin_evtchn_close(port) };
             return Err(Error::from_errno(irq));
         }
+        crate::stats::EVENT_CHANNELS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         Ok(EventChannel {
             irq: irq as u32,
             late_eoi,
@@ -189,5 +190,6 @@ impl Drop for EventChannel {
         unsafe {
             bindings::unbind_from_irqhandler(self.irq, self.cookie as *mut kernel::ffi::c_void)
         };
+        crate::stats::EVENT_CHANNELS.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
     }
 }

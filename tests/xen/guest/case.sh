@@ -54,6 +54,10 @@ xs_wait() { /yasmin/bin/yasmin-xs wait "$SHARED_XS/$1" --timeout "${2:-120}" >/d
 stat() { awk -v k="$1" '$1 == k { print $2 }' /sys/kernel/debug/yasmin/stats; }
 # stat_is NAME OP VALUE: test(1) on a counter, e.g. `retry 10 stat_is grant_pages = 0`.
 stat_is() { [ "$(stat "$1")" "$2" "$3" ]; }
+# irqs: event-channel interrupts bound under the module's name, from the kernel's own
+# table (/proc/interrupts), not from the module's counters; irqs_are N: exactly N.
+irqs() { awk '$NF == "yasmin" { n++ } END { print n + 0 }' /proc/interrupts; }
+irqs_are() { [ "$(irqs)" = "$1" ]; }
 # pair_up PEER [SECONDS]: asks for the control channel to PEER until it is up (the peer
 # may load YASMIN after us: until it does, the watcher refuses and the pair goes idle).
 pair_up() {

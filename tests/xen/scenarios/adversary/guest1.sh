@@ -122,6 +122,9 @@ kill "$(cat /tmp/serve.pid)" 2>/dev/null
 check grants-back-to-baseline retry 20 stat_is grant_pages = 0
 check mapped-back-to-baseline retry 20 stat_is mapped_pages = 0
 check sockets-back-to-baseline retry 10 stat_is sockets = 0
+check evtchns-back-to-baseline retry 10 stat_is event_channels = 0
+check irqs-back-to-baseline retry 10 irqs_are 0
 sed 's/^/# stats: /' /sys/kernel/debug/yasmin/stats
 check module-unloaded retry 10 rmmod yasmin
+check no-irqs-after-unload irqs_are 0
 kernel_log_since_mark | grep yasmin | tail -40 | sed 's/^/# /'

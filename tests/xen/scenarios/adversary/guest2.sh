@@ -67,3 +67,4 @@ echo "hold 0" > $adv
 xs_signal hold-released
 check victim-finished xs_wait victim-finished 900
 check module-unloaded retry 10 rmmod yasmin
+check no-irqs-after-unload irqs_are 0

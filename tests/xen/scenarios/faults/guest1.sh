@@ -54,6 +54,9 @@ check peer-death-gives-econnreset sh -c "grep -q 'os error 104' /tmp/death.log"
 sed 's/^/# death: /' /tmp/death.log
 check grants-back-to-baseline retry 10 stat_is grant_pages = 0
 check mapped-back-to-baseline retry 10 stat_is mapped_pages = 0
+check evtchns-back-to-baseline retry 10 stat_is event_channels = 0
+check irqs-back-to-baseline retry 10 irqs_are 0
 sed 's/^/# stats: /' /sys/kernel/debug/yasmin/stats
 check module-unloaded retry 10 rmmod yasmin
+check no-irqs-after-unload irqs_are 0
 kernel_log_since_mark | grep yasmin | sed 's/^/# /'

@@ -13,6 +13,7 @@ check barrier-serving barrier serving 120
 check pair-up pair_up "$PEER_DOMID" 60
 # Baseline with the pair up: as the lower domid we grant its control page.
 base_grants=$(stat grant_pages) base_mapped=$(stat mapped_pages)
+base_evtchns=$(stat event_channels) base_irqs=$(irqs)
 
 # (1) Our grant limit: 200 pages hold the control page and 6 rings of 33 pages
 # (directory + 32); the 7th connect() fails with ENOBUFS (105). Each one opened works.
@@ -38,10 +39,13 @@ check yasmin-after-limits timeout 60 yasmin-stream-check duplex --connect "vsock
 check barrier-after-limits barrier after-limits 120
 check grants-back-to-baseline retry 20 stat_is grant_pages = "$base_grants"
 check mapped-back-to-baseline retry 20 stat_is mapped_pages = "$base_mapped"
+check evtchns-back-to-baseline retry 20 stat_is event_channels = "$base_evtchns"
+check irqs-back-to-baseline retry 20 irqs_are "$base_irqs"
 check withheld-back-to-baseline stat_is withheld_pages = 0
 check connections-back-to-baseline retry 10 stat_is connections_live = 0
 sed 's/^/# stats: /' /sys/kernel/debug/yasmin/stats
 check barrier-done barrier done 120
 pkill yasmin-stream-check
 check module-unloaded retry 10 rmmod yasmin
+check no-irqs-after-unload irqs_are 0
 kernel_log_since_mark | grep yasmin | tail -20 | sed 's/^/# /'

@@ -11,6 +11,7 @@ check warm-up-connection yasmin-stream-check cycles --connect "$t" --count 1 --b
 sleep 1
 check barrier-warm barrier warm 120
 base_grants=$(stat grant_pages) base_mapped=$(stat mapped_pages)
+base_evtchns=$(stat event_channels) base_irqs=$(irqs)
 timeout 1200 yasmin-stream-check duplex --connect "$t" --bytes 1073741824 --seed 11 > /tmp/duplex.log 2>&1
 check duplex-1GiB-each-way test $? = 0
 sed 's/^/# /' /tmp/duplex.log
@@ -26,6 +27,9 @@ sed 's/^/# /' /tmp/cycles.log | tail -5
 check barrier-client-done barrier client-done 120
 check grants-back-to-baseline retry 20 stat_is grant_pages = $base_grants
 check mapped-back-to-baseline retry 20 stat_is mapped_pages = $base_mapped
+check evtchns-back-to-baseline retry 20 stat_is event_channels = "$base_evtchns"
+check irqs-back-to-baseline retry 20 irqs_are "$base_irqs"
 sed 's/^/# stats: /' /sys/kernel/debug/yasmin/stats
 check barrier-checked barrier checked 120
 check module-unloaded retry 10 rmmod yasmin
+check no-irqs-after-unload irqs_are 0
