@@ -58,7 +58,7 @@ YASMIN_DOM0_KERNEL=${YASMIN_DOM0_KERNEL:-$YASMIN_KERNEL}
 export YASMIN_DOM0_KERNEL
 # flavour_var FLAVOUR VAR: VAR (KERNEL_DIR or TESTBED_MODULE) for that kernel flavour.
 flavour_var() {
-    (YASMIN_KERNEL=$1; . "$YASMIN_ROOT/tools/env.sh" && eval "echo \$$2")
+    (YASMIN_KERNEL=$1; . "$YASMIN_ROOT/tools/env.sh" && echo "${!2}")
 }
 
 # Kernel-side Rust must be Debian's rustc 1.85 (matches its rust-src), never rustup's.

@@ -34,58 +34,50 @@ guest_spawn() {
     echo "$d"
 }
 
+# stamp_when FILE WATCH COND: in the background, writes to FILE the time (ns) of the first
+# event of the XenStore watch WATCH after which COND, a shell command that may use the
+# event's path as $path, succeeds. Timing by watches, not polls: a poll spawning XenStore
+# clients many times a second competes with xenstored and the watcher for dom0's CPU.
+stamp_when() {
+    rm -f "$1"
+    ( xenstore-watch "$2" | while read -r path; do
+          t=$(date +%s%N)   # when the event came, not when COND answered
+          eval "$3" && { echo "$t" > "$1"; break; }
+      done ) &
+}
+
 # destroy_and_time NAME NODE CASE: destroys guest NAME and times, from the moment Xen
 # releases the domain (@releaseDomain; `xl destroy` spends seconds under TCG tearing
 # devices down first), until the XenStore node NODE disappears (a survivor's module
 # withdrawing its offer shows it has reset the pair and its sockets). Records case CASE
-# (ok if within 2 s) and prints the timings.
+# (ok if within 2 s) and prints the timings, with the moment yasmin-watch relayed the
+# death (gone/<p> in the survivor's area): the watcher's part and the survivor's part.
 destroy_and_time() {
-    local name=$1 node=$2 case=$3 t0 withdrawn= released reaction info xlpid domid watcher
-    local relayer relayed gone_dir=${2%/offer/*}/gone gone_node=${2%/offer/*}/gone/${2##*/}
-    local remover
+    local name=$1 node=$2 case=$3 t0 withdrawn= released relayed reaction info xlpid domid w
+    local gone_dir=${2%/offer/*}/gone gone_node=${2%/offer/*}/gone/${2##*/}
+    local f=/tmp/timing-$1
     domid=$(xl domid "$name")
     if ! xenstore-exists "$node"; then
         case_fail "$case" "$node missing before the destroy"
         return
     fi
-    rm -f /tmp/released-"$name"
     # @releaseDomain fires for every domain (other guests of the scenario too): the time
     # is the first event after which this domain no longer exists.
-    ( xenstore-watch @releaseDomain | while read -r _; do
-          t=$(date +%s%N)   # when the event came, not when xl answered
-          xl domname "$domid" >/dev/null 2>&1 || { echo "$t" > /tmp/released-"$name"; break; }
-      done ) &
-    watcher=$!
-    # When yasmin-watch relays the death (gone/<p> appears in the survivor's area): splits
-    # the reaction into the watcher's part and the survivor module's part.
-    rm -f /tmp/relayed-"$name"
-    ( xenstore-watch "$gone_dir" | while read -r path; do
-          [ "$path" = "$gone_node" ] && { date +%s%N > /tmp/relayed-"$name"; break; }
-      done ) &
-    relayer=$!
-    # When NODE goes, timed by a watch rather than by polling: a poll spawning a XenStore
-    # client 20 times a second competed with xenstored and the watcher for dom0's CPU.
-    rm -f /tmp/withdrawn-"$name"
-    ( xenstore-watch "$node" | while read -r _; do
-          t=$(date +%s%N)
-          xenstore-exists "$node" || { echo "$t" > /tmp/withdrawn-"$name"; break; }
-      done ) &
-    remover=$!
+    stamp_when "$f-released" @releaseDomain '! xl domname "$domid" >/dev/null 2>&1'
+    stamp_when "$f-relayed" "$gone_dir" '[ "$path" = "$gone_node" ]'
+    stamp_when "$f-withdrawn" "$node" '! xenstore-exists "$node"'
     sleep 0.5   # the watches are registered (each fires once at once)
     t0=$(date +%s%N)
     xl destroy "$name" & xlpid=$!
     # Up to 120 s: the debug kernels take over 30 s to tear a domain down. The reaction is
     # measured from the release, so a longer window does not loosen the 2 s bound.
-    for _ in $(seq 600); do [ -s /tmp/withdrawn-"$name" ] && break; sleep 0.2; done
-    [ -s /tmp/withdrawn-"$name" ] && withdrawn=$(( ($(cat /tmp/withdrawn-"$name") - t0) / 1000000 ))
+    for _ in $(seq 600); do [ -s "$f-withdrawn" ] && break; sleep 0.2; done
     wait "$xlpid"
-    for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s /tmp/released-"$name" ] && break; sleep 0.2; done
-    pkill -f "xenstore-watch @releaseDomain" 2>/dev/null
-    pkill -f "xenstore-watch $gone_dir" 2>/dev/null
-    pkill -f "xenstore-watch $node" 2>/dev/null
-    kill "$watcher" "$relayer" "$remover" 2>/dev/null
-    released=$(( ($(cat /tmp/released-"$name" 2>/dev/null || echo 0) - t0) / 1000000 ))
-    relayed=$(( ($(cat /tmp/relayed-"$name" 2>/dev/null || echo 0) - t0) / 1000000 ))
+    for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$f-released" ] && break; sleep 0.2; done
+    for w in @releaseDomain "$gone_dir" "$node"; do pkill -f "xenstore-watch $w" 2>/dev/null; done
+    ms() { echo $(( ($(cat "$f-$1" 2>/dev/null || echo 0) - t0) / 1000000 )); }
+    released=$(ms released) relayed=$(ms relayed)
+    [ -s "$f-withdrawn" ] && withdrawn=$(ms withdrawn)
     [ "$relayed" -gt 0 ] || relayed='?'
     reaction=$(( ${withdrawn:-999999} - released ))
     info="domain released at ${released} ms, death relayed at ${relayed} ms, $node gone at ${withdrawn:-?} ms (${reaction} ms after the release)"

@@ -58,6 +58,20 @@ stat_is() { [ "$(stat "$1")" "$2" "$3" ]; }
 # table (/proc/interrupts), not from the module's counters; irqs_are N: exactly N.
 irqs() { awk '$NF == "yasmin" { n++ } END { print n + 0 }' /proc/interrupts; }
 irqs_are() { [ "$(irqs)" = "$1" ]; }
+# baseline_take: remembers the module's granted pages, mapped pages and event channels,
+# and the kernel's count of its interrupts; baseline_zero: a baseline of nothing at all.
+baseline_take() {
+    base_grants=$(stat grant_pages) base_mapped=$(stat mapped_pages)
+    base_evtchns=$(stat event_channels) base_irqs=$(irqs)
+}
+baseline_zero() { base_grants=0 base_mapped=0 base_evtchns=0 base_irqs=0; }
+# baseline_check SECONDS: the four back-to-baseline cases, each retried up to SECONDS.
+baseline_check() {
+    check grants-back-to-baseline retry "$1" stat_is grant_pages = "$base_grants"
+    check mapped-back-to-baseline retry "$1" stat_is mapped_pages = "$base_mapped"
+    check evtchns-back-to-baseline retry "$1" stat_is event_channels = "$base_evtchns"
+    check irqs-back-to-baseline retry "$1" irqs_are "$base_irqs"
+}
 # pair_up PEER [SECONDS]: asks for the control channel to PEER until it is up (the peer
 # may load YASMIN after us: until it does, the watcher refuses and the pair goes idle).
 pair_up() {

@@ -119,11 +119,9 @@ check honest-transfers-kept-moving test "$(cat /tmp/honest.count)" -ge 4
 echo "# honest: $(cat /tmp/honest.count) transfers of 16 MiB each way during the attacks"
 xs_signal victim-finished
 kill "$(cat /tmp/serve.pid)" 2>/dev/null
-check grants-back-to-baseline retry 20 stat_is grant_pages = 0
-check mapped-back-to-baseline retry 20 stat_is mapped_pages = 0
 check sockets-back-to-baseline retry 10 stat_is sockets = 0
-check evtchns-back-to-baseline retry 10 stat_is event_channels = 0
-check irqs-back-to-baseline retry 10 irqs_are 0
+baseline_zero
+baseline_check 20
 sed 's/^/# stats: /' /sys/kernel/debug/yasmin/stats
 check module-unloaded retry 10 rmmod yasmin
 check no-irqs-after-unload irqs_are 0

@@ -52,10 +52,8 @@ yasmin-xs write "$SHARED_XS/transfer-running" 1
 check transfer-fails-when-peer-dies test "$(done_rc death 300)" = 1
 check peer-death-gives-econnreset sh -c "grep -q 'os error 104' /tmp/death.log"
 sed 's/^/# death: /' /tmp/death.log
-check grants-back-to-baseline retry 10 stat_is grant_pages = 0
-check mapped-back-to-baseline retry 10 stat_is mapped_pages = 0
-check evtchns-back-to-baseline retry 10 stat_is event_channels = 0
-check irqs-back-to-baseline retry 10 irqs_are 0
+baseline_zero
+baseline_check 10
 sed 's/^/# stats: /' /sys/kernel/debug/yasmin/stats
 check module-unloaded retry 10 rmmod yasmin
 check no-irqs-after-unload irqs_are 0

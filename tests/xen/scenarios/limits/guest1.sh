@@ -12,8 +12,7 @@ yasmin-stream-check serve --listen "tcp:$SELF_IP:6601" > /tmp/serve-tcp.log 2>&1
 check barrier-serving barrier serving 120
 check pair-up pair_up "$PEER_DOMID" 60
 # Baseline with the pair up: as the lower domid we grant its control page.
-base_grants=$(stat grant_pages) base_mapped=$(stat mapped_pages)
-base_evtchns=$(stat event_channels) base_irqs=$(irqs)
+baseline_take
 
 # (1) Our grant limit: 200 pages hold the control page and 6 rings of 33 pages
 # (directory + 32); the 7th connect() fails with ENOBUFS (105). Each one opened works.
@@ -37,10 +36,7 @@ check barrier-peer-limit-done barrier peer-limit-done 180
 check netfront-after-limits timeout 60 yasmin-stream-check duplex --connect "tcp:$PEER_IP:6701" --bytes 1048576 --seed 3
 check yasmin-after-limits timeout 60 yasmin-stream-check duplex --connect "vsock:$PEER_CID:6700" --bytes 1048576 --seed 4
 check barrier-after-limits barrier after-limits 120
-check grants-back-to-baseline retry 20 stat_is grant_pages = "$base_grants"
-check mapped-back-to-baseline retry 20 stat_is mapped_pages = "$base_mapped"
-check evtchns-back-to-baseline retry 20 stat_is event_channels = "$base_evtchns"
-check irqs-back-to-baseline retry 20 irqs_are "$base_irqs"
+baseline_check 20
 check withheld-back-to-baseline stat_is withheld_pages = 0
 check connections-back-to-baseline retry 10 stat_is connections_live = 0
 sed 's/^/# stats: /' /sys/kernel/debug/yasmin/stats

@@ -6,8 +6,7 @@ yasmin-stream-check serve --listen vsock:6700 > /tmp/serve.log 2>&1 &
 yasmin-stream-check serve --listen "tcp:$SELF_IP:6701" > /tmp/serve-tcp.log 2>&1 &
 check barrier-serving barrier serving 120
 retry 60 pair_state_is "$PEER_DOMID" connected
-base_grants=$(stat grant_pages) base_mapped=$(stat mapped_pages)
-base_evtchns=$(stat event_channels) base_irqs=$(irqs)
+baseline_take
 check barrier-grant-limit-done barrier grant-limit-done 180
 
 # (2) Guest 1's grant limit as acceptor: its listener has vsock's default buffer size
@@ -21,10 +20,7 @@ check peer-at-limit-econnrefused grep -q '^first_errno=111 ' /tmp/fill2.log
 check barrier-peer-limit-done barrier peer-limit-done 120
 
 check barrier-after-limits barrier after-limits 180
-check grants-back-to-baseline retry 20 stat_is grant_pages = "$base_grants"
-check mapped-back-to-baseline retry 20 stat_is mapped_pages = "$base_mapped"
-check evtchns-back-to-baseline retry 20 stat_is event_channels = "$base_evtchns"
-check irqs-back-to-baseline retry 20 irqs_are "$base_irqs"
+baseline_check 20
 check barrier-done barrier done 120
 pkill yasmin-stream-check
 check module-unloaded retry 10 rmmod yasmin

@@ -10,8 +10,7 @@ t=vsock:$PEER_CID:6000
 check warm-up-connection yasmin-stream-check cycles --connect "$t" --count 1 --bytes 1
 sleep 1
 check barrier-warm barrier warm 120
-base_grants=$(stat grant_pages) base_mapped=$(stat mapped_pages)
-base_evtchns=$(stat event_channels) base_irqs=$(irqs)
+baseline_take
 timeout 1200 yasmin-stream-check duplex --connect "$t" --bytes 1073741824 --seed 11 > /tmp/duplex.log 2>&1
 check duplex-1GiB-each-way test $? = 0
 sed 's/^/# /' /tmp/duplex.log
@@ -25,10 +24,7 @@ timeout 1500 yasmin-stream-check cycles --connect "$t" --count 2000 --bytes 4096
 check 2000-connect-transfer-close-cycles test $? = 0
 sed 's/^/# /' /tmp/cycles.log | tail -5
 check barrier-client-done barrier client-done 120
-check grants-back-to-baseline retry 20 stat_is grant_pages = $base_grants
-check mapped-back-to-baseline retry 20 stat_is mapped_pages = $base_mapped
-check evtchns-back-to-baseline retry 20 stat_is event_channels = "$base_evtchns"
-check irqs-back-to-baseline retry 20 irqs_are "$base_irqs"
+baseline_check 20
 sed 's/^/# stats: /' /sys/kernel/debug/yasmin/stats
 check barrier-checked barrier checked 120
 check module-unloaded retry 10 rmmod yasmin

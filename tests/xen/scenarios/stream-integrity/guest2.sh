@@ -6,8 +6,7 @@ yasmin-stream-check serve --listen vsock:6000 > /tmp/serve.log 2>&1 &
 srv=$!
 check barrier-serving barrier serving 120
 check barrier-warm barrier warm 120
-base_grants=$(stat grant_pages) base_mapped=$(stat mapped_pages)
-base_evtchns=$(stat event_channels) base_irqs=$(irqs)
+baseline_take
 # The duplex run's sums, for guest 1 to compare with its own.
 retry 900 grep -q '^server_received_sha256=' /tmp/serve.log
 yasmin-xs write "$SHARED_XS/server-received" "$(sed -n 's/^server_received_sha256=//p' /tmp/serve.log)"
@@ -16,10 +15,7 @@ check barrier-client-done barrier client-done 3000
 kill $srv 2>/dev/null
 check server-no-errors sh -c "! grep -q 'failed' /tmp/serve.log"
 grep -v '^listening' /tmp/serve.log | sed 's/^/# /' | head -20
-check grants-back-to-baseline retry 20 stat_is grant_pages = $base_grants
-check mapped-back-to-baseline retry 20 stat_is mapped_pages = $base_mapped
-check evtchns-back-to-baseline retry 20 stat_is event_channels = "$base_evtchns"
-check irqs-back-to-baseline retry 20 irqs_are "$base_irqs"
+baseline_check 20
 sed 's/^/# stats: /' /sys/kernel/debug/yasmin/stats
 check barrier-checked barrier checked 120
 check module-unloaded retry 10 rmmod yasmin
