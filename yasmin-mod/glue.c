@@ -9,6 +9,7 @@
 #include <linux/seq_file.h>
 #include <linux/timex.h>
 #include <linux/uaccess.h>
+#include <linux/platform_device.h>
 #include <asm/xen/hypercall.h>
 #include <asm/xen/page.h>
 #include "glue.h"
@@ -192,6 +193,58 @@ void yasmin_ctl_kick_after(unsigned int ms)
 void yasmin_ctl_cancel(void)
 {
 	cancel_delayed_work_sync(&yasmin_ctl_dwork);
+}
+
+static int yasmin_pm_freeze_cb(struct device *dev)
+{
+	return yasmin_pm_freeze();
+}
+
+static int yasmin_pm_thaw_cb(struct device *dev)
+{
+	return yasmin_pm_resume(false);
+}
+
+static int yasmin_pm_restore_cb(struct device *dev)
+{
+	return yasmin_pm_resume(true);
+}
+
+static const struct dev_pm_ops yasmin_pm_ops = {
+	.freeze = yasmin_pm_freeze_cb,
+	.thaw = yasmin_pm_thaw_cb,
+	.restore = yasmin_pm_restore_cb,
+};
+
+static struct platform_driver yasmin_pm_driver = {
+	.driver = {
+		.name = "yasmin",
+		.pm = &yasmin_pm_ops,
+	},
+};
+
+static struct platform_device *yasmin_pm_dev;
+
+/* Registered last at load: the PM core suspends later devices first, resumes them last. */
+int yasmin_pm_register(void)
+{
+	int err = platform_driver_register(&yasmin_pm_driver);
+
+	if (err)
+		return err;
+	yasmin_pm_dev = platform_device_register_simple("yasmin", PLATFORM_DEVID_NONE, NULL, 0);
+	if (IS_ERR(yasmin_pm_dev)) {
+		platform_driver_unregister(&yasmin_pm_driver);
+		return PTR_ERR(yasmin_pm_dev);
+	}
+	return 0;
+}
+
+/* Waits for a running PM callback (the device lock). */
+void yasmin_pm_unregister(void)
+{
+	platform_device_unregister(yasmin_pm_dev);
+	platform_driver_unregister(&yasmin_pm_driver);
 }
 
 static struct dentry *yasmin_dbg_dir;

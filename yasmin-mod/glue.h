@@ -78,6 +78,17 @@ void yasmin_ctl_kick_after(unsigned int ms);
 void yasmin_ctl_cancel(void);
 
 /*
+ * Save/restore and migration: a platform device whose dev_pm_ops (C structures) call
+ * Rust (lifecycle.rs). Xen's suspend path runs them: freeze after the processes are
+ * frozen and before XenStore is suspended; thaw (cancelled suspend) or restore (a new
+ * domain, after save/restore or migration) once XenStore is back.
+ */
+int yasmin_pm_freeze(void);
+int yasmin_pm_resume(bool restored);
+int yasmin_pm_register(void);
+void yasmin_pm_unregister(void);
+
+/*
  * debugfs (<debugfs>/yasmin/): file operations are C structures; the content comes
  * from Rust (debugfs.rs) and writes go to Rust.
  */

@@ -64,6 +64,24 @@ pub(crate) fn work_cancel() {
     unsafe { bindings::yasmin_ctl_cancel() };
 }
 
+/// The save/restore PM device (glue.c, calling lifecycle.rs), registered while it lives.
+pub(crate) struct PmHooks(());
+
+impl PmHooks {
+    pub(crate) fn register() -> Result<Self> {
+        // SAFETY: registers glue.c's static driver and device once; `drop` undoes it.
+        kernel::error::to_result(unsafe { bindings::yasmin_pm_register() })?;
+        Ok(PmHooks(()))
+    }
+}
+
+impl Drop for PmHooks {
+    fn drop(&mut self) {
+        // SAFETY: registered in `register`; waits for a running PM callback.
+        unsafe { bindings::yasmin_pm_unregister() };
+    }
+}
+
 /// The TSC (`get_cycles()`): the data-path profile's clock. A cycle counter, not ktime:
 /// under Xen PV ktime reads the PV clock, far too slow to time short calls with.
 #[cfg(yasmin_test)]

@@ -19,6 +19,8 @@ pub(crate) static LIMIT_REFUSALS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static LINGER_REVOKED: AtomicU64 = AtomicU64::new(0);
 /// Pair channels reset because the peer spent its misbehaviour budget.
 pub(crate) static MISBEHAVIOUR_RESETS: AtomicU64 = AtomicU64::new(0);
+/// Pair channels reset because the peer stopped answering (liveness).
+pub(crate) static LIVENESS_RESETS: AtomicU64 = AtomicU64::new(0);
 /// Sockets with YASMIN state (created, not yet destructed).
 pub(crate) static SOCKETS: AtomicU64 = AtomicU64::new(0);
 /// Connections set up since load (connects sent plus children accepted).
@@ -62,6 +64,7 @@ pub(crate) fn write_global(w: &mut impl core::fmt::Write, live: usize) -> core::
     writeln!(w, "limit_refusals {}", l(&LIMIT_REFUSALS))?;
     writeln!(w, "linger_revoked {}", l(&LINGER_REVOKED))?;
     writeln!(w, "misbehaviour_resets {}", l(&MISBEHAVIOUR_RESETS))?;
+    writeln!(w, "liveness_resets {}", l(&LIVENESS_RESETS))?;
     crate::limits::write(w)
 }
 

@@ -87,6 +87,7 @@ pub(crate) fn adversary(cmd: &[u8]) -> Result {
         "reuse" => Attack::ReuseToken(num()?),
         "accept" => Attack::StrayAccept(num()?),
         "dupaccept" => Attack::DupAccept,
+        "wedge" => Attack::Wedge,
         _ => return Err(EINVAL),
     };
     crate::plane::with(|p| p.attack(peer, attack)).unwrap_or(Err(ENODEV))

@@ -42,6 +42,7 @@ mod bindings;
 mod control;
 mod debugfs;
 mod glue;
+mod lifecycle;
 mod limits;
 mod plane;
 #[cfg(yasmin_test)]
@@ -112,9 +113,10 @@ impl Params {
 }
 
 struct Yasmin {
-    cid: u32,
-    // Drop order is field order: no socket of ours exists once the transport is
-    // unregistered; debugfs goes before the plane it reads.
+    // Drop order is field order: no suspend or resume runs once the PM hooks are gone;
+    // no socket of ours exists once the transport is unregistered; debugfs goes before
+    // the plane it reads.
+    _pm: glue::PmHooks,
     _transport: transport::Transport,
     _debugfs: debugfs::Files,
     _control: plane::ControlPlane,
@@ -168,8 +170,11 @@ impl kernel::Module for Yasmin {
         let transport =
             transport::Transport::register(cid, params.ring_pages, params.max_ring_pages)
                 .inspect_err(|e| pr_err!("cannot register the vsock transport: {:?}\n", e))?;
+        // Last: a suspend may run from here on.
+        let pm = glue::PmHooks::register()
+            .inspect_err(|e| pr_err!("cannot register for save/restore: {:?}\n", e))?;
         Ok(Yasmin {
-            cid,
+            _pm: pm,
             _transport: transport,
             _debugfs: debugfs,
             _control: control,
@@ -180,6 +185,6 @@ impl kernel::Module for Yasmin {
 
 impl Drop for Yasmin {
     fn drop(&mut self) {
-        pr_info!("unloaded (CID {})\n", self.cid);
+        pr_info!("unloaded (CID {})\n", transport::local_cid());
     }
 }

@@ -109,6 +109,18 @@ enum Cmd {
         #[arg(long)]
         no_check: bool,
     },
+    /// This guest's vsock CID as applications see it: `ioctl_cid=` from
+    /// IOCTL_VM_SOCKETS_GET_LOCAL_CID, and with `--listen`, `getsockname_cid=` of one
+    /// accepted connection (after a restore or migration both must show the new CID).
+    /// `--connect` opens such a connection (and closes it).
+    LocalCid {
+        /// `vsock:PORT`: accept one connection and report its local address.
+        #[arg(long, conflicts_with = "connect")]
+        listen: Option<String>,
+        /// `vsock:CID:PORT` of a `local-cid --listen` to connect to.
+        #[arg(long)]
+        connect: Option<String>,
+    },
     /// `--count` connections one after the other, each sending `--bytes`.
     Cycles {
         #[arg(long)]
@@ -450,6 +462,23 @@ fn run(cli: Cli) -> io::Result<bool> {
             let all = no_check || works == open.len();
             drop(open);
             Ok(all)
+        }
+        Cmd::LocalCid { listen, connect } => {
+            println!("ioctl_cid={}", vsock::get_local_cid()?);
+            if let Some(l) = listen {
+                let l = Listener::bind(&Addr::parse(&l)?, &SockOpts::default())?;
+                match l.accept()? {
+                    (Conn::Vsock(s), peer) => {
+                        println!("getsockname_cid={}", s.local_addr()?.cid());
+                        println!("peer={peer}");
+                    }
+                    _ => return Err(io::Error::other("--listen: a vsock: address")),
+                }
+            }
+            if let Some(c) = connect {
+                connect_to(&Addr::parse(&c)?)?;
+            }
+            Ok(true)
         }
         Cmd::Cycles {
             connect,

@@ -27,6 +27,9 @@ pub(crate) enum Attack {
     StrayAccept(u32),
     /// A second ACCEPT for each live connection with the victim.
     DupAccept,
+    /// From now on, play a wedged module towards the victim: read nothing from it and
+    /// answer nothing (also on later channels with it), while the domain lives on.
+    Wedge,
 }
 
 fn id_any() -> ConnId {
@@ -118,6 +121,7 @@ impl Plane {
                     msgs.push(accept(token), GFP_KERNEL)?;
                 }
             }
+            Attack::Wedge => self.peers[i].wedged = true,
         }
         for m in msgs.iter() {
             self.send(i, *m);

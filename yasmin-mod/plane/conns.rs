@@ -137,6 +137,16 @@ impl Conns {
         }
     }
 
+    /// Takes every connection out of the table, as [`Conns::fail`] does for one peer.
+    pub(super) fn fail_all(&mut self, out: &mut KVec<SockEvent>) {
+        loop {
+            let Some(peer) = self.table.iter().next().map(|c| c.peer) else {
+                return;
+            };
+            self.fail(peer, false, out);
+        }
+    }
+
     /// The CONNECTs of `peer` that waited for its channel.
     pub(super) fn take_pending(&mut self, peer: u16) -> KVec<Msg> {
         let mut v = KVec::new();

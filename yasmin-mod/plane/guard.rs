@@ -5,6 +5,7 @@
 
 use super::{pairs, Plane, SockEvent};
 use crate::control::pair::Event;
+use crate::control::wire::Msg;
 use crate::limits;
 use crate::stats;
 use crate::xen::grant;
@@ -19,6 +20,12 @@ const MAX_PINGS_PER_SEC: u32 = 8;
 const PENALTY_MS: u64 = 5000;
 /// At most one misbehaviour or revocation log line per peer in this many ms.
 const LOG_INTERVAL_MS: u64 = 5000;
+/// Liveness: a channel the peer has sent nothing on for this long (ms) gets a PING...
+const LIVENESS_IDLE_MS: u64 = 5000;
+/// ...and is reset if the peer still sends nothing this long (ms) after it. Generous: a
+/// live peer answers from its work item within milliseconds, but the test bed's debug
+/// kernels under an emulated CPU can take seconds.
+const LIVENESS_TIMEOUT_MS: u64 = 10_000;
 
 impl Plane {
     /// Whether one more connection with `peer` is within the limits: its live ones, the
@@ -98,6 +105,51 @@ impl Plane {
         }
         self.strike(i);
         false
+    }
+
+    /// Liveness, for a peer whose module is wedged while its domain lives (a dead domain
+    /// is reported by the watcher, an unloaded module says GOODBYE): a channel silent for
+    /// [`LIVENESS_IDLE_MS`] gets a PING, and one still silent [`LIVENESS_TIMEOUT_MS`]
+    /// later is reset, so its sockets get ECONNRESET and a new connect must set up a new
+    /// channel (which fails with EHOSTUNREACH at the handshake deadline) instead of
+    /// waiting on a peer that never answers. Returns whether any channel is up (the tick
+    /// then comes back in a second).
+    pub(super) fn check_liveness(&mut self, now: u64) -> bool {
+        let mut any = false;
+        for i in 0..self.peers.len() {
+            let p = &mut self.peers[i];
+            #[cfg(yasmin_test)]
+            let wedged = p.wedged;
+            #[cfg(not(yasmin_test))]
+            let wedged = false;
+            if !p.pair.is_connected() || p.link.is_none() || wedged {
+                p.ping_sent = None;
+                continue;
+            }
+            any = true;
+            if now < p.last_rx.saturating_add(LIVENESS_IDLE_MS) {
+                p.ping_sent = None;
+                continue;
+            }
+            match p.ping_sent {
+                None => {
+                    p.ping_sent = Some(now);
+                    self.send(i, Msg::Ping { nonce: now });
+                }
+                Some(t) if now >= t.saturating_add(LIVENESS_TIMEOUT_MS) => {
+                    p.ping_sent = None;
+                    pr_warn!(
+                        "pair with domain {}: no answer for {} ms, resetting the channel\n",
+                        p.pair.peer(),
+                        now.saturating_sub(p.last_rx)
+                    );
+                    stats::add(&stats::LIVENESS_RESETS, 1);
+                    self.feed(i, Event::ChannelBroken, 0);
+                }
+                Some(_) => {}
+            }
+        }
+        any
     }
 
     /// Revokes the rings of released sockets whose peer has not closed its side within

@@ -104,6 +104,13 @@ struct Peer {
     penalty_until: u64,
     msgs_in: u64,
     msgs_out: u64,
+    /// Liveness: when a control frame last came from the peer (ms), and when we sent
+    /// the PING it has not answered yet.
+    last_rx: u64,
+    ping_sent: Option<u64>,
+    /// Test build: this side plays a wedged module towards the peer (reads nothing).
+    #[cfg(yasmin_test)]
+    wedged: bool,
 }
 
 /// All control-plane state.
@@ -123,6 +130,8 @@ pub(crate) struct Plane {
     /// were still withheld then.
     last_sweep: u64,
     withheld: usize,
+    /// The watch on `Y(self)`, while the plane runs.
+    watch: Option<Watch>,
     /// Test build: rings kept by the `hold` attack.
     #[cfg(yasmin_test)]
     hoard: KVec<(Option<TxRing>, Option<crate::xen::rings::RxRing>)>,
@@ -142,6 +151,7 @@ impl Plane {
             deferred: KVec::new(),
             last_sweep: 0,
             withheld: 0,
+            watch: None,
             #[cfg(yasmin_test)]
             hoard: KVec::new(),
         }
@@ -293,30 +303,45 @@ impl Plane {
     }
 
     /// Drains peer `i`'s control ring, at most [`FRAMES_PER_RUN`] frames per run and only
-    /// while fewer than [`MAX_DEFERRED`] socket events wait: a peer that floods the ring
-    /// gets the rest of its messages read by the next run (queued at once), so one run of
-    /// the work item, which holds the plane mutex, stays short.
+    /// while fewer than [`MAX_DEFERRED`] socket events wait, so one run of the work item,
+    /// which holds the plane mutex, stays short. A peer that spends the whole frame budget
+    /// is flooding: the rest of its messages wait for a run one jiffy later, and its
+    /// interrupt stays masked until then (no late EOI), so its notifications cannot pull
+    /// that run forward. The victim then spends at most one budget per jiffy on it, the
+    /// flooder's ring fills, and it is throttled by its own backpressure.
     fn poll(&mut self, i: usize) {
+        #[cfg(yasmin_test)]
+        if self.peers[i].wedged {
+            return; // its interrupt stays masked, its messages unread
+        }
         let queued = self.peers[i].link.as_ref().map(|l| l.queued());
-        let frames = self.poll_rings(i);
+        let (frames, flooding) = self.poll_rings(i);
+        if flooding {
+            glue::work_kick_after(1);
+            return;
+        }
         if let (Some(before), Some(link)) = (queued, self.peers[i].link.as_ref()) {
             // Late EOI: nothing read and nothing written is a spurious interrupt.
             link.ack(frames == 0 && link.queued() == before);
         }
     }
 
-    /// [`Plane::poll`]'s reading; returns the frames taken off the ring.
-    fn poll_rings(&mut self, i: usize) -> usize {
+    /// [`Plane::poll`]'s reading; returns the frames taken off the ring, and whether the
+    /// peer spent the whole frame budget.
+    fn poll_rings(&mut self, i: usize) -> (usize, bool) {
         let mut budget = FRAMES_PER_RUN;
         let mut total = 0;
         loop {
-            if budget == 0 || self.deferred.len() >= MAX_DEFERRED {
-                glue::work_kick();
-                return total;
+            if budget == 0 {
+                return (total, true);
+            }
+            if self.deferred.len() >= MAX_DEFERRED {
+                glue::work_kick(); // the next run goes on once these are applied
+                return (total, false);
             }
             let p = &mut self.peers[i];
             let Some(link) = p.link.as_mut() else {
-                return total;
+                return (total, false);
             };
             let mut msgs: [Option<Msg>; 16] = [None; 16];
             let flushed = link.flush();
@@ -325,21 +350,24 @@ impl Plane {
                 (Ok(()), Ok(r)) => r,
                 _ => {
                     self.feed(i, Event::ChannelBroken, 0);
-                    return total;
+                    return (total, false);
                 }
             };
             p.msgs_in += n as u64;
+            if frames > 0 {
+                p.last_rx = pairs::now_ms();
+            }
             budget = budget.saturating_sub(frames);
             total += frames;
             self.check_budget(i); // invalid frames of this batch
             for m in msgs.iter().take(n).flatten() {
                 if self.peers[i].link.is_none() {
-                    return total; // reset for misbehaviour: the rest is not read
+                    return (total, false); // reset for misbehaviour: the rest is not read
                 }
                 self.dispatch(i, m);
             }
             if frames < msgs.len() {
-                return total;
+                return (total, false);
             }
         }
     }
@@ -452,28 +480,82 @@ unsafe extern "C" fn on_watch(
     glue::work_kick();
 }
 
-/// The running control plane: owns the state and the watch on `Y(self)`.
+/// Save/restore (lifecycle.rs): stops the plane as module unload does, and returns the
+/// socket events that reset every connection, for the caller to apply.
+pub(crate) fn suspend() -> KVec<SockEvent> {
+    let (watch, events) = PLANE
+        .with(|p| {
+            let watch = p.stop();
+            p.conns.fail_all(&mut p.deferred);
+            (watch, core::mem::replace(&mut p.deferred, KVec::new()))
+        })
+        .unwrap_or_default();
+    // Unregistered with the plane unlocked (see `Plane::stop`).
+    drop(watch);
+    // Nothing queues the work any more: no watch, no channel, `stopping` set.
+    glue::work_cancel();
+    events
+}
+
+/// After a restore (a new domain) or a cancelled suspend: starts the plane afresh as
+/// domain `domid`. Nothing of the old plane is left to touch: [`suspend`] dropped it.
+pub(crate) fn resume(domid: u16) -> Result {
+    PLANE
+        .with(|p| {
+            *p = Plane::new(domid, p.max_ring_pages);
+            p.start()
+        })
+        .unwrap_or(Err(ENODEV))?;
+    glue::work_kick();
+    Ok(())
+}
+
+/// The running control plane: owns the state (with the watch on `Y(self)`).
 pub(crate) struct ControlPlane {
-    watch: Option<Watch>,
     // Dropped last: withdrawn from the callbacks once the last running one is done.
     plane: glue::Publication<Plane>,
 }
 
+impl Plane {
+    /// Watches `Y(self)` and runs the first scan now, not from the work item: once it
+    /// returns, `up` is written (if the area is ready) and a peer's connect finds us.
+    fn start(&mut self) -> Result {
+        OWN_DOMID.store(self.domid as u64, Ordering::Relaxed);
+        XS_DIRTY.store(true, Ordering::Release);
+        self.watch = Some(Watch::new(paths::root(self.domid).as_str(), on_watch)?);
+        self.run();
+        Ok(())
+    }
+
+    /// Stops the plane: `up` is withdrawn, every peer hears GOODBYE, and every port is
+    /// unbound and every page revoked or unmapped. Returns the watch, for the caller to
+    /// drop once the plane is unlocked: unregistering it takes xenbus' `xenwatch_mutex`,
+    /// which Xen's suspend path holds while it calls us (and so takes the plane mutex).
+    #[must_use]
+    fn stop(&mut self) -> Option<Watch> {
+        let watch = self.watch.take();
+        if self.gen.is_some() {
+            // First, so that the watcher stops relaying to us; then GOODBYE.
+            let _ = xen::xs_rm(paths::up_node(self.domid).as_str());
+        }
+        self.gen = None; // connects fail with ENETUNREACH until a restart
+        self.stop_all();
+        self.stopping = true;
+        watch
+    }
+}
+
 impl ControlPlane {
     pub(crate) fn start(domid: u16, max_ring_pages: u16) -> Result<Self> {
-        OWN_DOMID.store(domid as u64, Ordering::Relaxed);
         let plane = KBox::pin_init(
             kernel::new_mutex!(Plane::new(domid, max_ring_pages)),
             GFP_KERNEL,
         )?;
-        XS_DIRTY.store(true, Ordering::Release);
-        let plane = PLANE.publish(plane);
-        let mut cp = ControlPlane { plane, watch: None };
+        let cp = ControlPlane {
+            plane: PLANE.publish(plane),
+        };
         // On failure `cp` drops: the plane is withdrawn and the work cancelled.
-        cp.watch = Some(Watch::new(paths::root(domid).as_str(), on_watch)?);
-        // First scan now, not from the work item: once insmod returns, `up` is written (if
-        // the area is ready) and a peer's connect finds us.
-        cp.plane.with_locked(|p| p.run());
+        cp.plane.with_locked(|p| p.start())?;
         glue::work_kick();
         Ok(cp)
     }
@@ -481,15 +563,8 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        self.watch = None; // unregistered: no more watch callbacks
-        self.plane.with_locked(|g| {
-            if g.gen.is_some() {
-                // First, so that the watcher stops relaying to us; then GOODBYE.
-                let _ = xen::xs_rm(paths::up_node(g.domid).as_str());
-            }
-            g.stop_all(); // GOODBYE to every peer; all ports unbound, pages revoked/unmapped
-            g.stopping = true;
-        });
+        // The watch is dropped with the plane unlocked (see `Plane::stop`).
+        drop(self.plane.with_locked(|p| p.stop()));
         // No interrupt or watch can queue the work any more; wait for a running one.
         glue::work_cancel();
     }

@@ -60,6 +60,10 @@ impl Plane {
             penalty_until: 0,
             msgs_in: 0,
             msgs_out: 0,
+            last_rx: 0,
+            ping_sent: None,
+            #[cfg(yasmin_test)]
+            wedged: false,
         };
         if let Some(j) = reuse {
             self.recycled_slots += 1;
@@ -234,6 +238,8 @@ impl Plane {
                 let p = &mut self.peers[i];
                 p.ups += 1;
                 p.bad_base = p.bad_msgs; // a fresh budget for the new channel
+                p.last_rx = now_ms();
+                p.ping_sent = None;
                 let role = if p.pair.role() == Role::Offerer {
                     "offerer"
                 } else {
@@ -364,6 +370,7 @@ impl Plane {
             }
         }
         let mut again = self.peers.iter().any(|p| p.pair.deadline().is_some());
+        again |= self.check_liveness(now);
         if now >= self.last_sweep.saturating_add(1000) {
             self.last_sweep = now;
             self.revoke_lingering();

@@ -29,8 +29,19 @@ static LOCAL_CID: AtomicU32 = AtomicU32::new(0);
 static RING_PAGES: AtomicU32 = AtomicU32::new(1);
 static MAX_RING_PAGES: AtomicU32 = AtomicU32::new(1);
 
-fn local_cid() -> u32 {
+pub(crate) fn local_cid() -> u32 {
     LOCAL_CID.load(Ordering::Relaxed)
+}
+
+/// A new domain after restore or migration: a new CID for `get_local_cid` (getsockname,
+/// IOCTL_VM_SOCKETS_GET_LOCAL_CID, new binds) and `stream_allow`.
+pub(crate) fn set_local_cid(cid: u32) {
+    LOCAL_CID.store(cid, Ordering::Relaxed);
+}
+
+/// Applies a socket event from the plane outside the work item (lifecycle.rs).
+pub(crate) fn apply(ev: plane::SockEvent) {
+    connect::apply(ev);
 }
 
 /// Pages for a ring of `bytes` (SO_VM_SOCKETS_BUFFER_SIZE), within the module's bounds.

@@ -6,6 +6,13 @@ adv=/sys/kernel/debug/yasmin/adversary
 check module-loaded insmod /yasmin/yasmin.ko
 check hooks-present test -e $adv
 exists() { yasmin-xs read "$SHARED_XS/$1" > /dev/null 2>&1; }
+# Busy, not attacking: the victim's probes without a flood see the same CPU contention.
+check victim-spin-ready xs_wait spin-ready 300
+spin() { while [ ! -e /tmp/stop-spin ]; do :; done; }
+spin & spin1=$!; spin & spin2=$!
+xs_signal spinning
+check victim-spin-measured xs_wait spin-measured 120
+touch /tmp/stop-spin; wait $spin1 $spin2
 check victim-ready xs_wait victim-ready 300
 # flood NAME CMD: CMD written again and again (re-opening the channel the victim resets)
 # until the victim has measured, at most 120 s.
