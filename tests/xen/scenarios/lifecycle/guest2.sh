@@ -13,6 +13,15 @@ psrv=$!
 sleep 2
 # dom0 saves and restores this domain now; this script is frozen meanwhile.
 xs_signal save-me
+# Back as a new domain: how long from the module's resume until a new connection (to
+# guest 1, which knows nothing of our new domid yet) works, in kernel-log time.
+changed() { [ "$(yasmin-xs domid)" != "$SELF_DOMID" ]; }
+for _ in $(seq 9000); do changed && break; sleep 0.1; done
+check resumed-as-new-domain changed
+check first-connection-after-restore retry 60 yasmin-stream-check latency --connect "vsock:$PEER_CID:7001" --count 1 --max-ms 30000
+echo "yasmin-test: first connection after restore ok" > /dev/kmsg
+stamp() { dmesg | sed -n "s/^\[ *\([0-9]*\)\.\([0-9]\{3\}\).*$1.*/\1\2/p" | tail -1; }
+echo "# module resumed to first new connection: $(( $(stamp 'first connection after restore') - $(stamp 'yasmin: restored:') )) ms"
 exists() { yasmin-xs read "$SHARED_XS/$1" > /dev/null 2>&1; }
 check restored retry 900 exists restored
 new=$(yasmin-xs domid)
