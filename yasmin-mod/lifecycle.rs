@@ -10,7 +10,6 @@
 //! them go before the guest is frozen (which is also what lets `xl save` finish), and
 //! the plane starts afresh as the new domain.
 
-use crate::control::paths;
 use crate::{plane, transport, xen};
 use kernel::ffi::c_int;
 use kernel::prelude::*;
@@ -39,11 +38,7 @@ extern "C" fn yasmin_pm_resume(restored: bool) -> c_int {
     } else {
         "suspend cancelled"
     };
-    let ids = xen::own_domid().ok().and_then(|d| {
-        let d = u16::try_from(d).ok()?;
-        Some((d, paths::domid_to_cid(d)?))
-    });
-    let Some((domid, cid)) = ids else {
+    let Ok((domid, cid)) = xen::own_ids() else {
         pr_err!(
             "{}: cannot read a valid domid from XenStore; YASMIN stays down\n",
             how

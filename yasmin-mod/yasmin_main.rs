@@ -133,16 +133,12 @@ impl kernel::Module for Yasmin {
         }
         let params = Params::load()?;
         ring_selftest::run()?;
-        let domid = xen::own_domid().inspect_err(|e| {
-            pr_err!("cannot read own domid from XenStore: {:?}\n", e);
+        let (domid, cid) = xen::own_ids().inspect_err(|e| {
+            pr_err!(
+                "cannot read own domid (or it is reserved, no CID): {:?}\n",
+                e
+            );
         })?;
-        let ids = u16::try_from(domid)
-            .ok()
-            .and_then(|d| Some((d, paths::domid_to_cid(d)?)));
-        let Some((domid16, cid)) = ids else {
-            pr_err!("domid {} is reserved, no CID\n", domid);
-            return Err(EINVAL);
-        };
         pr_info!(
             "loaded: domid {} vsock CID {} (CID = domid + {}), {}, ring {} pages (max {}), ring self-test ok{}\n",
             domid,
@@ -165,7 +161,7 @@ impl kernel::Module for Yasmin {
             l.bad_msg_budget
         );
         let withheld = xen::grant::WithheldPages::start()?;
-        let control = plane::ControlPlane::start(domid16, params.max_ring_pages as u16)?;
+        let control = plane::ControlPlane::start(domid, params.max_ring_pages as u16)?;
         let debugfs = debugfs::Files::create();
         let transport =
             transport::Transport::register(cid, params.ring_pages, params.max_ring_pages)

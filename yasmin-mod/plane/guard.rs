@@ -118,11 +118,7 @@ impl Plane {
         let mut any = false;
         for i in 0..self.peers.len() {
             let p = &mut self.peers[i];
-            #[cfg(yasmin_test)]
-            let wedged = p.wedged;
-            #[cfg(not(yasmin_test))]
-            let wedged = false;
-            if !p.pair.is_connected() || p.link.is_none() || wedged {
+            if !p.pair.is_connected() || p.link.is_none() || p.wedged() {
                 p.ping_sent = None;
                 continue;
             }

@@ -113,6 +113,16 @@ struct Peer {
     wedged: bool,
 }
 
+impl Peer {
+    /// Test build: whether this side plays a wedged module towards the peer.
+    fn wedged(&self) -> bool {
+        #[cfg(yasmin_test)]
+        return self.wedged;
+        #[cfg(not(yasmin_test))]
+        false
+    }
+}
+
 /// All control-plane state.
 pub(crate) struct Plane {
     domid: u16,
@@ -310,8 +320,7 @@ impl Plane {
     /// that run forward. The victim then spends at most one budget per jiffy on it, the
     /// flooder's ring fills, and it is throttled by its own backpressure.
     fn poll(&mut self, i: usize) {
-        #[cfg(yasmin_test)]
-        if self.peers[i].wedged {
+        if self.peers[i].wedged() {
             return; // its interrupt stays masked, its messages unread
         }
         let queued = self.peers[i].link.as_ref().map(|l| l.queued());

@@ -78,6 +78,16 @@ pub(crate) fn own_domid() -> Result<u32> {
     xs_read_with(kernel::c_str!("domid"), kernel::c_str!(""), parse_u32)?
 }
 
+/// Our domid and vsock CID (`CID = domid + 2`), read at load and after every restore:
+/// `Err` if `domid` cannot be read, `EINVAL` for a domid that has no CID (reserved).
+pub(crate) fn own_ids() -> Result<(u16, u32)> {
+    let domid = own_domid()?;
+    u16::try_from(domid)
+        .ok()
+        .and_then(|d| Some((d, crate::control::paths::domid_to_cid(d)?)))
+        .ok_or(EINVAL)
+}
+
 /// A NUL-terminated copy of `s` for C APIs.
 pub(crate) fn cstring(s: &str) -> Result<CString> {
     CString::try_from_fmt(fmt!("{}", s))
