@@ -195,6 +195,12 @@ void yasmin_ctl_cancel(void)
 	cancel_delayed_work_sync(&yasmin_ctl_dwork);
 }
 
+/* Unload: cancel, and refuse every later queueing (a late kick must not outlive us). */
+void yasmin_ctl_disable(void)
+{
+	disable_delayed_work_sync(&yasmin_ctl_dwork);
+}
+
 static int yasmin_pm_freeze_cb(struct device *dev)
 {
 	return yasmin_pm_freeze();

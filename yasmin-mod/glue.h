@@ -76,6 +76,7 @@ void yasmin_control_work(void);
 void yasmin_ctl_kick(void);
 void yasmin_ctl_kick_after(unsigned int ms);
 void yasmin_ctl_cancel(void);
+void yasmin_ctl_disable(void);
 
 /*
  * Save/restore and migration: a platform device whose dev_pm_ops (C structures) call

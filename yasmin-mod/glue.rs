@@ -64,6 +64,12 @@ pub(crate) fn work_cancel() {
     unsafe { bindings::yasmin_ctl_cancel() };
 }
 
+/// Cancels the control work item for good (module unload): later kicks do nothing.
+pub(crate) fn work_disable() {
+    // SAFETY: the static work item; may sleep, which the caller allows.
+    unsafe { bindings::yasmin_ctl_disable() };
+}
+
 /// The save/restore PM device (glue.c, calling lifecycle.rs), registered while it lives.
 pub(crate) struct PmHooks(());
 

@@ -136,10 +136,8 @@ pub(crate) struct Plane {
     conns: Conns,
     /// Socket events for the transport, applied once the plane lock is dropped.
     deferred: KVec<SockEvent>,
-    /// When lingering rings and withheld pages were last swept (ms), and how many pages
-    /// were still withheld then.
+    /// When lingering rings and withheld pages were last swept (ms).
     last_sweep: u64,
-    withheld: usize,
     /// The watch on `Y(self)`, while the plane runs.
     watch: Option<Watch>,
     /// Test build: rings kept by the `hold` attack.
@@ -160,7 +158,6 @@ impl Plane {
             conns: Conns::new(),
             deferred: KVec::new(),
             last_sweep: 0,
-            withheld: 0,
             watch: None,
             #[cfg(yasmin_test)]
             hoard: KVec::new(),
@@ -574,7 +571,8 @@ impl Drop for ControlPlane {
     fn drop(&mut self) {
         // The watch is dropped with the plane unlocked (see `Plane::stop`).
         drop(self.plane.with_locked(|p| p.stop()));
-        // No interrupt or watch can queue the work any more; wait for a running one.
-        glue::work_cancel();
+        // No interrupt or watch can queue the work any more; wait for a running one. A
+        // page withheld from here to unload would still queue it: disabled, it stays off.
+        glue::work_disable();
     }
 }

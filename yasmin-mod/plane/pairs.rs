@@ -374,9 +374,11 @@ impl Plane {
         if now >= self.last_sweep.saturating_add(1000) {
             self.last_sweep = now;
             self.revoke_lingering();
-            self.withheld = grant::retry_withheld();
+            grant::retry_withheld();
         }
-        again |= self.withheld > 0 || self.conns.lingering() > 0;
+        // The live count, not the last sweep's: pages withheld since (a socket released
+        // after its peer died) need the next sweep even when no channel is left to tick.
+        again |= grant::withheld_now() > 0 || self.conns.lingering() > 0;
         if again {
             glue::work_kick_after(1000);
         }

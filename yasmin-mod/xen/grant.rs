@@ -3,7 +3,7 @@
 //! space. Each value gives its pages back on drop, and keeps `stats` honest.
 
 use crate::bindings;
-use crate::glue::{Publication, Published};
+use crate::glue::{self, Publication, Published};
 use crate::limits;
 use crate::stats::{GRANTED_PAGES, MAPPED_PAGES, WITHHELD_PAGES};
 use core::ptr::NonNull;
@@ -79,6 +79,9 @@ impl Drop for GrantedPage {
                 let _ = list.push(Some(page), GFP_KERNEL);
             }
         });
+        // The sweep frees it once the peer lets go, even if no channel is left to run
+        // the work item (a socket released after its peer died).
+        glue::work_kick_after(1000);
     }
 }
 
@@ -138,30 +141,32 @@ impl WithheldPages {
     }
 }
 
-/// Frees every withheld page its peer has let go; returns how many are still withheld.
-pub(crate) fn retry_withheld() -> usize {
-    WITHHELD
-        .with(|list| {
-            let mut left = 0;
-            for slot in list.iter_mut() {
-                if let Some(w) = slot.take() {
-                    match w.try_free() {
-                        Ok(()) => {
-                            WITHHELD_PAGES.fetch_sub(1, Ordering::Relaxed);
-                        }
-                        Err(w) => {
-                            *slot = Some(w);
-                            left += 1;
-                        }
+/// Frees every withheld page its peer has let go.
+pub(crate) fn retry_withheld() {
+    let _ = WITHHELD.with(|list| {
+        let mut left = 0;
+        for slot in list.iter_mut() {
+            if let Some(w) = slot.take() {
+                match w.try_free() {
+                    Ok(()) => {
+                        WITHHELD_PAGES.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    Err(w) => {
+                        *slot = Some(w);
+                        left += 1;
                     }
                 }
             }
-            if left == 0 {
-                *list = KVec::new(); // give the list's memory back too
-            }
-            left
-        })
-        .unwrap_or(0)
+        }
+        if left == 0 {
+            *list = KVec::new(); // give the list's memory back too
+        }
+    });
+}
+
+/// Pages withheld from us now, by any peer.
+pub(crate) fn withheld_now() -> i64 {
+    WITHHELD_PAGES.load(Ordering::Relaxed)
 }
 
 /// Pages `domid` withholds from us now.
