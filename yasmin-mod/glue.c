@@ -57,6 +57,11 @@ bool yasmin_xen_pv_domain(void)
 	return xen_pv_domain();
 }
 
+bool yasmin_xen_pvh_domain(void)
+{
+	return xen_pvh_domain();
+}
+
 bool yasmin_xen_initial_domain(void)
 {
 	return xen_initial_domain();

@@ -37,6 +37,7 @@ unsigned long yasmin_grant_entries(void);
 /* xen_domain(), xen_pv_domain(), xen_initial_domain() are macros/static inlines. */
 bool yasmin_xen_domain(void);
 bool yasmin_xen_pv_domain(void);
+bool yasmin_xen_pvh_domain(void);
 bool yasmin_xen_initial_domain(void);
 
 /* Pages: get_zeroed_page() and virt_to_page()/page_address() are macros. */

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! YASMIN: an AF_VSOCK transport for Xen PV guests over grant-table shared rings.
+//! YASMIN: an AF_VSOCK transport for Xen PV and PVH guests over grant-table shared rings.
 //!
 //! Crate root of `yasmin.ko` (see README.md in this folder for the map, the lock order
 //! and the life of a connection):
@@ -65,7 +65,7 @@ module! {
     type: Yasmin,
     name: "yasmin",
     author: "YASMIN-rs developers",
-    description: "AF_VSOCK transport for Xen PV guests over grant-table shared rings",
+    description: "AF_VSOCK transport for Xen PV and PVH guests over grant-table shared rings",
     license: "GPL",
 }
 
@@ -127,8 +127,8 @@ struct Yasmin {
 impl kernel::Module for Yasmin {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let kind = xen::domain_kind().inspect_err(|_| pr_err!("not running on Xen\n"))?;
-        if kind == xen::DomainKind::Other {
-            pr_err!("only Xen PV guests and dom0 are supported\n");
+        if kind == xen::DomainKind::Hvm {
+            pr_err!("HVM guests are not supported yet (PV and PVH guests and dom0 are)\n");
             return Err(ENODEV);
         }
         let params = Params::load()?;
@@ -144,7 +144,7 @@ impl kernel::Module for Yasmin {
             domid,
             cid,
             paths::CID_OFFSET,
-            if kind == xen::DomainKind::Initial { "dom0" } else { "PV guest" },
+            kind.name(),
             params.ring_pages,
             params.max_ring_pages,
             if cfg!(yasmin_test) { ", test build" } else { "" }

@@ -10,10 +10,12 @@
 //!   answers with the SHA-256 of what it read, which the client compares with its own.
 //!
 //! Client commands: `duplex` (one connection, both directions at once), `multi` (many
-//! concurrent `digest` connections), `cycles` (sequential `digest` connections).
+//! concurrent `digest` connections), `cycles` (sequential `digest` connections),
+//! `connect-retry` (`digest` connections whose first `connect()` gave up).
 //! Output: one `key=value` line per result, and the exit status says pass or fail.
 
 mod bad_buffers;
+mod connect_retry;
 
 use clap::{Parser, Subcommand};
 use rand::rngs::SmallRng;
@@ -43,6 +45,12 @@ const VSOCK_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GiveUpArg {
+    Timeout,
+    Signal,
 }
 
 #[derive(Subcommand)]
@@ -108,6 +116,19 @@ enum Cmd {
         /// Only open them (the server waits for a request that never comes).
         #[arg(long)]
         no_check: bool,
+    },
+    /// `--count` sockets, each with a first `connect()` made to give up (`--give-up
+    /// timeout`: a one-jiffy vsock connect timeout; `signal`: SIGALRM after 1 ms) and,
+    /// if it did, a second one on the same socket; each connection then does a 4 KiB
+    /// digest round trip. Fails if any does not work, or if no first attempt gave up.
+    ConnectRetry {
+        /// `vsock:CID:PORT`.
+        #[arg(long)]
+        connect: String,
+        #[arg(long, default_value_t = 20)]
+        count: u64,
+        #[arg(long, value_enum)]
+        give_up: GiveUpArg,
     },
     /// This guest's vsock CID as applications see it: `ioctl_cid=` from
     /// IOCTL_VM_SOCKETS_GET_LOCAL_CID, and with `--listen`, `getsockname_cid=` of one
@@ -314,7 +335,11 @@ fn serve_one(mut c: Conn) -> io::Result<()> {
 
 /// One `digest` connection: send `len` bytes of `seed`, compare the server's SHA-256.
 fn digest_conn(addr: &Addr, seed: u64, len: u64) -> io::Result<bool> {
-    let mut c = connect_to(addr)?;
+    digest_on(connect_to(addr)?, seed, len)
+}
+
+/// A `digest` round trip on the connection `c`.
+fn digest_on(mut c: Conn, seed: u64, len: u64) -> io::Result<bool> {
     request(&mut c, MODE_DIGEST, seed, len)?;
     let mut sizes = SmallRng::seed_from_u64(seed ^ 0x99);
     let sent = send_stream(&mut c, seed, len, &mut sizes)?;
@@ -479,6 +504,44 @@ fn run(cli: Cli) -> io::Result<bool> {
                 connect_to(&Addr::parse(&c)?)?;
             }
             Ok(true)
+        }
+        Cmd::ConnectRetry {
+            connect,
+            count,
+            give_up,
+        } => {
+            let Addr::Vsock { cid, port } = Addr::parse(&connect)? else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "connect-retry: a vsock:CID:PORT address",
+                ));
+            };
+            let how = match give_up {
+                GiveUpArg::Timeout => connect_retry::GiveUp::Timeout,
+                GiveUpArg::Signal => connect_retry::GiveUp::Signal,
+            };
+            let (mut gave_up, mut ok) = (0, 0);
+            for i in 0..count {
+                let r = connect_retry::connect_retrying(cid, port, how, VSOCK_CONNECT_TIMEOUT)
+                    .and_then(|o| {
+                        if let Some(e) = o.first_errno {
+                            gave_up += 1;
+                            if i == 0 {
+                                println!("first_errno={}", io::Error::from_raw_os_error(e));
+                            }
+                        }
+                        digest_on(o.conn, i, 4096)
+                    });
+                match r {
+                    Ok(true) => ok += 1,
+                    Ok(false) => eprintln!("socket {i}: checksum mismatch"),
+                    Err(e) => eprintln!("socket {i}: {e}"),
+                }
+            }
+            println!("sockets={count}");
+            println!("first_attempt_gave_up={gave_up}");
+            println!("connections_ok={ok}");
+            Ok(ok == count && gave_up > 0)
         }
         Cmd::Cycles {
             connect,

@@ -235,10 +235,17 @@ impl Plane {
         self.conns.forget(peer, token)
     }
 
-    /// Refuses or ends connection `id` with `peer`: RESET with `reason`, then forgets it.
-    /// Returns the table's socket reference, as [`Plane::forget_sock`].
+    /// Refuses or ends connection `id` with `peer`: RESET with `reason` (none for a
+    /// CONNECT that never left: the peer never heard of it), then forgets it. Returns the
+    /// table's socket reference, as [`Plane::forget_sock`].
     pub(crate) fn reset_sock(&mut self, peer: u16, id: ConnId, reason: u32) -> Option<ARef<Sock>> {
-        self.send_sock(peer, Msg::Reset { id, reason });
+        let unsent = self
+            .conns
+            .find(peer, id.token)
+            .is_some_and(|c| c.pending.is_some());
+        if !unsent {
+            self.send_sock(peer, Msg::Reset { id, reason });
+        }
         self.conns.forget(peer, id.token)
     }
 

@@ -89,8 +89,38 @@ fn ring_pages_within(peer: u16, buf: u64) -> u16 {
     }
 }
 
+/// `connect()` gave up (af_vsock's `cancel_pkt`: a timeout, a signal, or the timer of a
+/// non-blocking connect): this attempt ends now, not when an answer comes. A CONNECT
+/// still waiting for the pair channel is dropped unsent, one already sent is RESET (the
+/// listener drops its child; a late ACCEPT finds nothing and is answered with RESET), and
+/// the rings go, so a retry on this socket starts clean and nothing of this attempt (its
+/// answer, its reset, its table reference) can reach the next one.
+pub(super) fn cancel(sk: &mut Locked<'_>) {
+    let broken = sk.state().is_some_and(|s| s.broken);
+    abort(
+        sk,
+        if broken {
+            wire::RESET_PROTOCOL
+        } else {
+            wire::RESET_CANCELLED
+        },
+    );
+    if let Some(st) = sk.state() {
+        st.release_rings();
+        st.peer_closed = false;
+        st.broken = false;
+    }
+}
+
 /// `connect()`: our ring and event channel, then CONNECT (once the pair channel is up).
+/// A retry on the same socket first ends what is left of the attempt before.
 pub(super) fn connect(sk: &mut Locked<'_>) -> c_int {
+    if sk
+        .state()
+        .is_some_and(|s| s.registered || s.tx.is_some() || s.rx.is_some() || s.broken)
+    {
+        cancel(sk);
+    }
     let (cid, buf) = (sk.remote_cid(), sk.buffer_size());
     let peer = match paths::cid_to_domid(cid) {
         Some(p) if cid != local_cid() => p,

@@ -113,6 +113,17 @@ unsafe extern "C" fn sock_connect(vsk: *mut vsock_sock) -> c_int {
     connect::connect(&mut unsafe { locked(vsk) })
 }
 
+/// af_vsock gave up on a `connect()` (timeout, signal): end that attempt.
+///
+/// # Safety
+///
+/// `vsk` live and locked; process context.
+unsafe extern "C" fn cancel_pkt(vsk: *mut vsock_sock) -> c_int {
+    // SAFETY: by the caller.
+    connect::cancel(&mut unsafe { locked(vsk) });
+    0
+}
+
 /// # Safety
 ///
 /// `vsk` live and locked; `msg` the caller's message header, valid for the call.
@@ -347,6 +358,7 @@ static OPS: Ops = Ops(vsock_transport {
     destruct: Some(sock_destruct),
     release: Some(sock_release),
     connect: Some(sock_connect),
+    cancel_pkt: Some(cancel_pkt),
     stream_dequeue: Some(stream_dequeue),
     stream_enqueue: Some(stream_enqueue),
     stream_has_data: Some(stream_has_data),

@@ -22,29 +22,47 @@ use kernel::types::Opaque;
 /// Which kind of Xen domain this kernel runs in.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum DomainKind {
-    /// The control domain (dom0).
+    /// The control domain (dom0), PV or PVH.
     Initial,
-    /// A paravirtualised guest.
+    /// A paravirtualised guest: grants name machine frames.
     Pv,
-    /// Another guest type (HVM/PVH): not supported by YASMIN.
-    Other,
+    /// A PVH guest (auto-translated physmap): grants name guest frames, and foreign
+    /// pages are mapped at guest-physical addresses of ballooned-out frames. The kernel's
+    /// helpers we call (`virt_to_gfn`, `gnttab_set_map_op`, `gnttab_alloc_pages`,
+    /// `gnttab_map_refs`) make both kinds work the same from here.
+    Pvh,
+    /// An HVM guest: not supported yet (untested; needs a device model in the bed).
+    Hvm,
+}
+
+impl DomainKind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            DomainKind::Initial => "dom0",
+            DomainKind::Pv => "PV guest",
+            DomainKind::Pvh => "PVH guest",
+            DomainKind::Hvm => "HVM guest",
+        }
+    }
 }
 
 /// Returns the kind of Xen domain we run in, or `ENODEV` outside Xen.
 pub(crate) fn domain_kind() -> Result<DomainKind> {
     // SAFETY: these glue functions only read boot-time constants (xen_domain_type).
-    let (xen, pv, initial) = unsafe {
+    let (xen, pv, pvh, initial) = unsafe {
         (
             bindings::yasmin_xen_domain(),
             bindings::yasmin_xen_pv_domain(),
+            bindings::yasmin_xen_pvh_domain(),
             bindings::yasmin_xen_initial_domain(),
         )
     };
-    match (xen, initial, pv) {
-        (false, _, _) => Err(ENODEV),
-        (true, true, _) => Ok(DomainKind::Initial),
-        (true, false, true) => Ok(DomainKind::Pv),
-        (true, false, false) => Ok(DomainKind::Other),
+    match (xen, initial, pv, pvh) {
+        (false, ..) => Err(ENODEV),
+        (true, true, ..) => Ok(DomainKind::Initial),
+        (true, false, true, _) => Ok(DomainKind::Pv),
+        (true, false, false, true) => Ok(DomainKind::Pvh),
+        (true, false, false, false) => Ok(DomainKind::Hvm),
     }
 }
 

@@ -1,10 +1,10 @@
 # Guest helpers for dom0 (sourced by /init and by scenario dom0.sh hooks).
 # A scenario's guests are named <scenario>-<role>; the runner reports every one of them.
 
-# guest_create NAME IP: creates a paused PV guest on xenbr0 with $GUEST_VCPUS vCPUs
-# (default 1), prints its domid.
+# guest_create NAME IP [TYPE]: creates a paused guest of TYPE (pv, the default, or pvh) on
+# xenbr0 with $GUEST_VCPUS vCPUs (default 1), prints its domid.
 guest_create() {
-    xl create -p /yasmin/guest.cfg "name=\"$1\"" "vcpus=${GUEST_VCPUS:-1}" \
+    xl create -p /yasmin/guest.cfg "name=\"$1\"" "type=\"${3:-pv}\"" "vcpus=${GUEST_VCPUS:-1}" \
         "vif=[\"bridge=xenbr0,ip=$2\"]" >>/results/xl.log 2>&1 \
         && xl domid "$1"
 }

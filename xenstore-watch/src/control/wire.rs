@@ -305,6 +305,9 @@ pub const RESET_PEER_GONE: u32 = 6;
 /// The acceptor is at a resource limit (connections, grants or mappings): the connector
 /// reports `ECONNREFUSED`.
 pub const RESET_LIMIT: u32 = 7;
+/// The connector gave up (its `connect()` timed out or was interrupted): the acceptor
+/// drops the child it made for that CONNECT.
+pub const RESET_CANCELLED: u32 = 8;
 
 /// Why bytes are not a valid message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-# Scenario faults, guest 1: (1) a peer that corrupts one connection's shared ring gets that
+# Scenario faults, guest 1: (0) connect() given up and retried on the same socket leaves
+# nothing of the first attempt behind; (1) a peer that corrupts one connection's shared ring gets that
 # connection reset with a logged reason while another connection completes; (2) rmmod
 # during traffic is refused (EBUSY: every socket holds a module reference) and traffic goes
 # on; (3) guest 2 is destroyed during a transfer: our socket gets ECONNRESET (dom0.sh times
@@ -9,6 +10,18 @@ mark_kernel_log
 check module-loaded insmod /yasmin/yasmin.ko
 check barrier-serving barrier serving 120
 p=$PEER_CID
+# connect() given up and retried on the same socket, as af_vsock allows. First with a
+# one-jiffy connect timeout before our pair channel with guest 2 is up (the first CONNECT
+# is dropped unsent), then interrupted by a signal after 1 ms with the channel up (the
+# CONNECT left: a RESET cancels guest 2's child). Each retry connects and carries a
+# checked stream, and nothing of the first attempts stays here or in guest 2.
+check connect-retry-after-timeout sh -c "yasmin-stream-check connect-retry --connect vsock:$p:6203 --give-up timeout > /tmp/cr-timeout.log 2>&1"
+sed 's/^/# after timeout: /' /tmp/cr-timeout.log
+check connect-retry-after-signal sh -c "yasmin-stream-check connect-retry --connect vsock:$p:6203 --give-up signal > /tmp/cr-signal.log 2>&1"
+sed 's/^/# after signal: /' /tmp/cr-signal.log
+check connect-retry-no-connection-left retry 10 stat_is connections_live = 0
+check connect-retry-no-socket-left retry 10 stat_is sockets = 0
+check barrier-retries-done barrier retries-done 120
 # run_bg NAME CMD...: runs CMD in the background; /tmp/NAME.rc gets its exit status.
 run_bg() { n=$1; shift; rm -f "/tmp/$n.rc"; ( "$@" > "/tmp/$n.log" 2>&1; echo $? > "/tmp/$n.rc" ) & }
 # done_rc NAME SECONDS: waits for NAME to finish, prints its exit status.

@@ -1,4 +1,5 @@
-# Scenario faults, guest 2: serves on two ports; corrupts the ring header of the port-6201
+# Scenario faults, guest 2: serves on four ports; checks that guest 1's given-up connects
+# left nothing here; corrupts the ring header of the port-6201
 # connection through the test hook; refuses nothing else; is destroyed by dom0.sh.
 . /yasmin/lib/case.sh
 check module-loaded insmod /yasmin/yasmin.ko
@@ -6,7 +7,14 @@ yasmin-stream-check serve --listen vsock:6200 > /tmp/s6200.log 2>&1 &
 yasmin-stream-check serve --listen vsock:6201 > /tmp/s6201.log 2>&1 &
 # For guest 1's bad-buffer calls (the stream it gets back is not checked).
 yasmin-stream-check serve --listen vsock:6202 > /tmp/s6202.log 2>&1 &
+# For guest 1's retried connects.
+yasmin-stream-check serve --listen vsock:6203 > /tmp/s6203.log 2>&1 &
 check barrier-serving barrier serving 120
+# The children made for the CONNECTs guest 1 gave up on are gone with them.
+check barrier-retries-done barrier retries-done 300
+check connect-retry-no-connection-left retry 10 stat_is connections_live = 0
+check connect-retry-no-socket-left retry 10 stat_is sockets = 0
+sed 's/^/# 6203: /' /tmp/s6203.log | sort | uniq -c | head -5
 check barrier-transfers-running barrier transfers-running 300
 # A hostile peer: the next write on our port-6201 socket scribbles its shared header.
 check arm-ring-corruption sh -c "echo 6201 > /sys/kernel/debug/yasmin/scribble_tx_port"

@@ -4,7 +4,7 @@
 # still serves, and new connections work both ways. Then a checkpoint (`xl save -c`):
 # the same domain resumes (a cancelled suspend), with the same reset and recovery.
 . /yasmin/lib/case.sh
-. ./transfers.sh
+. /yasmin/lib/transfers.sh
 setup 7002 "vsock:$PEER_CID:7001" 3
 # A preloaded TCP echo server (socat: a dynamic program, as the library needs; it holds a
 # TCP and a vsock listener), kept across the save.
@@ -13,34 +13,14 @@ psrv=$!
 sleep 2
 # dom0 saves and restores this domain now; this script is frozen meanwhile.
 xs_signal save-me
-# Back as a new domain: how long from the module's resume until a new connection (to
-# guest 1, which knows nothing of our new domid yet) works, in kernel-log time.
-changed() { [ "$(yasmin-xs domid)" != "$SELF_DOMID" ]; }
-for _ in $(seq 9000); do changed && break; sleep 0.1; done
-check resumed-as-new-domain changed
-check first-connection-after-restore retry 60 yasmin-stream-check latency --connect "vsock:$PEER_CID:7001" --count 1 --max-ms 30000
-echo "yasmin-test: first connection after restore ok" > /dev/kmsg
-stamp() { dmesg | sed -n "s/^\[ *\([0-9]*\)\.\([0-9]\{3\}\).*$1.*/\1\2/p" | tail -1; }
-echo "# module resumed to first new connection: $(( $(stamp 'first connection after restore') - $(stamp 'yasmin: restored:') )) ms"
+back_as_new_domain restore
 exists() { yasmin-xs read "$SHARED_XS/$1" > /dev/null 2>&1; }
 check restored retry 900 exists restored
-new=$(yasmin-xs domid)
-cid=$((new + 2))
-echo "# domid $SELF_DOMID -> $new"
 check new-domid test "$new" != "$SELF_DOMID"
 check suspend-reset-logged sh -c "dmesg | grep -q 'yasmin: suspending: [0-9]* connections reset'"
 check restore-logged sh -c "dmesg | grep -q 'yasmin: restored: domid $new vsock CID $cid'"
 transfer_reset out own-transfer
-# The CID as applications see it: the ioctl, and the local address of a connection
-# guest 1 opens to us.
-yasmin-stream-check local-cid --listen vsock:7003 > /tmp/cid.log 2>&1 &
-cidpid=$!
-check barrier-restored-serving barrier restored-serving 300
-check new-connection-to-guest1 yasmin-stream-check duplex --connect "vsock:$PEER_CID:7001" --bytes 16777216 --seed 4
-wait $cidpid
-sed 's/^/# /' /tmp/cid.log
-check local-cid-ioctl grep -qx "ioctl_cid=$cid" /tmp/cid.log
-check local-cid-getsockname grep -qx "getsockname_cid=$cid" /tmp/cid.log
+serve_again restored-serving
 # A checkpoint (`xl save -c`): a cancelled suspend for us, the same domain afterwards.
 transfer_start k "vsock:$PEER_CID:7001" 8
 transfers_up checkpoint
