@@ -34,10 +34,10 @@ echo "# ipmap $ip2 -> $(xenstore-read "$ipnode" 2>/dev/null)"
 xenstore-write "$SHARED_XS/ipmap-updated" 1
 
 # A checkpoint (`xl save -c`): the guest is suspended, saved, and resumes as the same
-# domain, i.e. a cancelled suspend on the guest's side. (Live migration, `xl migrate`,
-# cannot run in this bed: Xen cannot enable log-dirty mode for PV guests here, "Failed to
-# enable logdirty: 95", before the guest is even asked to suspend. On the guest's side a
-# migration is a restore, tried above.)
+# domain, i.e. a cancelled suspend on the guest's side. (Live migration of PV guests,
+# `xl migrate`, cannot run in this bed: this Xen lacks the shadow paging PV log-dirty mode
+# needs, "Failed to enable logdirty: 95", before the guest is even asked to suspend. On
+# the guest's side a migration is a restore, tried above; PVH guests: scenario migrate.)
 check guest2-asks-for-checkpoint wait_node checkpoint-me 600
 t0=$(date +%s%N)
 check xl-save-checkpoint xl save -c "$g2" "$img"
