@@ -4,7 +4,10 @@
 # guest_create NAME IP [TYPE]: creates a paused guest of TYPE (pv, the default, or pvh) on
 # xenbr0 with $GUEST_VCPUS vCPUs (default 1), prints its domid.
 guest_create() {
-    xl create -p /yasmin/guest.cfg "name=\"$1\"" "type=\"${3:-pv}\"" "vcpus=${GUEST_VCPUS:-1}" \
+    # PV is the configuration's own type: only PVH is passed on.
+    local type=
+    [ "${3:-pv}" = pv ] || type="type=\"$3\""
+    xl create -p /yasmin/guest.cfg "name=\"$1\"" ${type:+"$type"} "vcpus=${GUEST_VCPUS:-1}" \
         "vif=[\"bridge=xenbr0,ip=$2\"]" >>/results/xl.log 2>&1 \
         && xl domid "$1"
 }
