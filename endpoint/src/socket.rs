@@ -173,14 +173,19 @@ fn socket(family: AddressFamily, opts: &SockOpts) -> io::Result<OwnedFd> {
     }
     if vsock {
         if let Some(t) = opts.vsock_connect_timeout.or(opts.timeout) {
-            setsockopt(&fd, vm_sockets::ConnectTimeout, &timeval(t))
-                .context("SO_VM_SOCKETS_CONNECT_TIMEOUT")?;
+            set_vsock_connect_timeout(&fd, t)?;
         }
     }
     if opts.nodelay && matches!(family, AddressFamily::Inet | AddressFamily::Inet6) {
         setsockopt(&fd, sockopt::TcpNoDelay, &true).context("TCP_NODELAY")?;
     }
     Ok(fd)
+}
+
+/// Sets a vsock socket's connect timeout (`SO_VM_SOCKETS_CONNECT_TIMEOUT`; the kernel
+/// rounds it up to a jiffy). Also for callers that manage the descriptor themselves.
+pub fn set_vsock_connect_timeout(fd: &OwnedFd, d: Duration) -> io::Result<()> {
+    setsockopt(fd, vm_sockets::ConnectTimeout, &timeval(d)).context("SO_VM_SOCKETS_CONNECT_TIMEOUT")
 }
 
 /// The kernel clamps SIZE to [MIN, MAX], so MAX goes first (and MIN only when the wanted

@@ -9,10 +9,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 use vsock::VsockStream;
-use yasmin_endpoint::Conn;
-
-/// `SO_VM_SOCKETS_CONNECT_TIMEOUT_OLD` (`struct timeval`), <linux/vm_sockets.h>.
-const SO_VM_SOCKETS_CONNECT_TIMEOUT: libc::c_int = 6;
+use yasmin_endpoint::{set_vsock_connect_timeout as set_connect_timeout, Conn};
 
 /// How the first attempt is made to give up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,27 +28,6 @@ pub struct Outcome {
 
 fn last_errno() -> i32 {
     io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
-fn set_connect_timeout(fd: &OwnedFd, d: Duration) -> io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_usec: d.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: a valid descriptor and a `timeval` of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::AF_VSOCK,
-            SO_VM_SOCKETS_CONNECT_TIMEOUT,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// `connect()` to `cid:port`; the errno on failure.
