@@ -5,7 +5,6 @@
 # guests the new domid. Local migration: an empty ssh command makes xl run the receiver
 # (`xl migrate-receive`) as a local command.
 . /yasmin/lib/case.sh
-. /yasmin/lib/guests.sh
 g2=$SCENARIO-guest2
 ip2=$(xenstore-read "/local/domain/$GUEST2_DOMID/yasmin-test/self-ip")
 ipnode=/local/domain/0/data/yasmin-watch/ipmap/$(echo "$ip2" | tr . -)
