@@ -60,6 +60,12 @@ pub(crate) fn next_token() -> u64 {
         | (NEXT_TOKEN.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff_ffff)
 }
 
+/// Whether `token` is one [`next_token`] has handed out (in this incarnation).
+fn issued(token: u64) -> bool {
+    token >> 48 == OWN_DOMID.load(Ordering::Relaxed)
+        && token & 0xffff_ffff_ffff < NEXT_TOKEN.load(Ordering::Relaxed)
+}
+
 /// Runs `f` on the live plane, if any. Socket events produced outside the work item
 /// (e.g. by a socket call) are applied by the next run, which this kicks.
 pub(crate) fn with<R>(f: impl FnOnce(&mut Plane) -> R) -> Option<R> {
@@ -445,9 +451,16 @@ impl Plane {
                     self.conns.end_linger(peer, Some(id.token));
                 }
                 if let Msg::Accept { id, .. } = m {
-                    // An ACCEPT for nothing gets a RESET back; our CONNECT's ring, kept
-                    // for this answer, can go.
+                    // Our CONNECT's ring, kept for this answer, can go.
                     self.conns.end_linger(peer, Some(id.token));
+                    if issued(id.token) {
+                        // The late answer to a connect we gave up on or released: the
+                        // peer already has our RESET or CLOSE for it. Not misbehaviour:
+                        // a local program cancelling connects must not get an honest
+                        // peer's channel reset.
+                        return;
+                    }
+                    // An ACCEPT for a token we never issued gets a RESET back.
                     let reason = wire::RESET_PROTOCOL;
                     self.send(
                         i,
@@ -456,8 +469,6 @@ impl Plane {
                             reason,
                         },
                     );
-                    // A late answer to a connect that timed out is legitimate once;
-                    // repeated, it is a flood.
                     self.strike(i);
                 }
             }
