@@ -8,7 +8,7 @@ guest_create() {
     local type=
     [ "${3:-pv}" = pv ] || type="type=\"$3\""
     xl create -p /yasmin/guest.cfg "name=\"$1\"" ${type:+"$type"} "vcpus=${GUEST_VCPUS:-1}" \
-        "vif=[\"bridge=xenbr0,ip=$2\"]" >>/results/xl.log 2>&1 \
+        "vif=[\"bridge=xenbr0,ip=$2,script=/yasmin/vif-bridge-light\"]" >>/results/xl.log 2>&1 \
         && xl domid "$1"
 }
 
