@@ -26,6 +26,9 @@ pub(crate) enum SockEvent {
     /// The pair channel went down (peer death, reset, set-up failure): `errno` for the
     /// socket (ECONNRESET, EHOSTUNREACH).
     PairDown { sk: ARef<Sock>, errno: u32 },
+    /// An `Incoming` the peer withdrew (RESET or CLOSE for its token) in the same run,
+    /// before it was set up: nothing to do.
+    Withdrawn,
 }
 
 /// A table whose removals leave holes that later insertions reuse (no `unsafe`, no

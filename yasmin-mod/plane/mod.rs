@@ -297,6 +297,14 @@ impl Plane {
 
     // ---- control channels -----------------------------------------------------------
 
+    /// The index in `deferred` of a CONNECT from `peer` with `token` read this run and
+    /// not yet set up.
+    fn pending_incoming(&self, peer: u16, token: u64) -> Option<usize> {
+        self.deferred.iter().position(|e| {
+            matches!(e, SockEvent::Incoming { peer: p, id, .. } if *p == peer && id.token == token)
+        })
+    }
+
     fn defer(&mut self, ev: SockEvent) {
         if self.deferred.push(ev, GFP_KERNEL).is_err() {
             pr_err!("socket event lost (out of memory)\n");
@@ -408,7 +416,9 @@ impl Plane {
                 // The connector picks the token with its own domid on top (PROTOCOL.md):
                 // a foreign or reused one is refused.
                 let foreign = id.token >> 48 != peer as u64;
-                let abusive = foreign || self.conns.find(peer, id.token).is_some();
+                let abusive = foreign
+                    || self.conns.find(peer, id.token).is_some()
+                    || self.pending_incoming(peer, id.token).is_some();
                 if abusive || !self.conn_fits(peer) {
                     let reason = if abusive {
                         wire::RESET_PROTOCOL
@@ -449,19 +459,27 @@ impl Plane {
                 if let Msg::Close { id } | Msg::Reset { id, .. } = m {
                     // The peer released: a ring we kept for it can go.
                     self.conns.end_linger(peer, Some(id.token));
+                    // A CONNECT of this run not set up yet (a connect the peer gave up
+                    // on at once): it is withdrawn, or its child would be accepted
+                    // after the peer's RESET and wait for a peer that left.
+                    if let Some(k) = self.pending_incoming(peer, id.token) {
+                        self.deferred[k] = SockEvent::Withdrawn;
+                    }
                 }
                 if let Msg::Accept { id, .. } = m {
                     // Our CONNECT's ring, kept for this answer, can go.
                     self.conns.end_linger(peer, Some(id.token));
-                    if issued(id.token) {
-                        // The late answer to a connect we gave up on or released: the
-                        // peer already has our RESET or CLOSE for it. Not misbehaviour:
-                        // a local program cancelling connects must not get an honest
-                        // peer's channel reset.
-                        return;
-                    }
-                    // An ACCEPT for a token we never issued gets a RESET back.
-                    let reason = wire::RESET_PROTOCOL;
+                    // A RESET back either way, so the peer's child does not wait for us.
+                    // For a token we issued, it is the late answer to a connect we gave
+                    // up on or released (the peer may have set the child up before our
+                    // RESET or CLOSE reached it): not misbehaviour, as a local program
+                    // cancelling connects must not get an honest peer's channel reset.
+                    let late = issued(id.token);
+                    let reason = if late {
+                        wire::RESET_CANCELLED
+                    } else {
+                        wire::RESET_PROTOCOL
+                    };
                     self.send(
                         i,
                         Msg::Reset {
@@ -469,7 +487,9 @@ impl Plane {
                             reason,
                         },
                     );
-                    self.strike(i);
+                    if !late {
+                        self.strike(i);
+                    }
                 }
             }
         }

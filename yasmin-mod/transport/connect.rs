@@ -267,6 +267,7 @@ pub(super) fn apply(ev: SockEvent) {
             evtchn,
         } => incoming(peer, id, ring, evtchn),
         SockEvent::ForSock { sk, msg } => for_sock(&mut sk.lock(), msg),
+        SockEvent::Withdrawn => {}
         SockEvent::PairDown { sk, errno } => {
             let mut l = sk.lock();
             if l.state().is_some_and(|s| s.registered) {
