@@ -7,10 +7,13 @@
 //! | `YASMIN_PRELOAD_MAP="ip=domid,..."` | the IPv4 map, instead of XenStore |
 //! | `YASMIN_PRELOAD_MAP_FILE=/path` | the IPv4 map from a file of `ip domid` lines (re-read every second) |
 //! | `YASMIN_PRELOAD_SELF_DOMID=N` | our domain id, instead of XenStore `domid` |
-//! | `YASMIN_PRELOAD_STRICT=1` | no fallback to TCP when vsock is not available |
+//! | `YASMIN_PRELOAD_STRICT=1` | no fallback to TCP: a failed vsock connect's errno goes to the program |
+//! | `YASMIN_PRELOAD_CONNECT_MS=N` | how long a vsock connect may take before TCP is used instead (default 5000) |
+//! | `YASMIN_PRELOAD_FALLBACK_TTL_MS=N` | how long a destination whose vsock connect failed goes straight to TCP (default 10000; 0: never remembered) |
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::map::{self, IpMap};
 
@@ -23,8 +26,36 @@ pub struct Config {
     pub map_env: Option<IpMap>,
     pub map_file: Option<PathBuf>,
     pub self_domid: Option<u16>,
+    /// The longest a vsock connect attempt may take before TCP is used instead.
+    pub connect_budget: Duration,
+    /// How long a failed destination goes straight to TCP.
+    pub fallback_ttl: Duration,
     /// Problems found while parsing (logged at first use).
     pub warnings: Vec<String>,
+}
+
+pub const DEFAULT_CONNECT_MS: u64 = 5000;
+pub const DEFAULT_FALLBACK_TTL_MS: u64 = 10_000;
+
+/// A duration variable in milliseconds (`default` if unset; a warning and `default` if
+/// not a number). `min` is the smallest value taken (a smaller one is raised to it).
+fn millis(
+    name: &str,
+    v: Option<String>,
+    default: u64,
+    min: u64,
+    warnings: &mut Vec<String>,
+) -> Duration {
+    let ms = match v.as_deref().map(str::trim) {
+        None | Some("") => default,
+        Some(s) => s.parse::<u64>().unwrap_or_else(|_| {
+            warnings.push(format!(
+                "{name}={s:?} is not a number of milliseconds; using {default}"
+            ));
+            default
+        }),
+    };
+    Duration::from_millis(ms.max(min))
 }
 
 /// A boolean variable: set, non-empty and not `0`.
@@ -55,6 +86,20 @@ impl Config {
                     .into(),
             );
         }
+        let connect_budget = millis(
+            "YASMIN_PRELOAD_CONNECT_MS",
+            get("YASMIN_PRELOAD_CONNECT_MS"),
+            DEFAULT_CONNECT_MS,
+            1,
+            &mut warnings,
+        );
+        let fallback_ttl = millis(
+            "YASMIN_PRELOAD_FALLBACK_TTL_MS",
+            get("YASMIN_PRELOAD_FALLBACK_TTL_MS"),
+            DEFAULT_FALLBACK_TTL_MS,
+            0,
+            &mut warnings,
+        );
         Config {
             disabled: flag(get("YASMIN_PRELOAD_DISABLE")),
             log: flag(get("YASMIN_PRELOAD_LOG")),
@@ -62,6 +107,8 @@ impl Config {
             map_env,
             map_file,
             self_domid,
+            connect_budget,
+            fallback_ttl,
             warnings,
         }
     }
@@ -100,6 +147,32 @@ mod tests {
         let c = cfg(&[]);
         assert!(!c.disabled && !c.log && !c.strict);
         assert!(c.map_env.is_none() && c.map_file.is_none() && c.self_domid.is_none());
+        assert_eq!(c.connect_budget, Duration::from_millis(DEFAULT_CONNECT_MS));
+        assert_eq!(
+            c.fallback_ttl,
+            Duration::from_millis(DEFAULT_FALLBACK_TTL_MS)
+        );
+    }
+
+    #[test]
+    fn durations() {
+        let c = cfg(&[
+            ("YASMIN_PRELOAD_CONNECT_MS", "250"),
+            ("YASMIN_PRELOAD_FALLBACK_TTL_MS", "0"),
+        ]);
+        assert_eq!(c.connect_budget, Duration::from_millis(250));
+        assert!(c.fallback_ttl.is_zero());
+        assert!(c.warnings.is_empty());
+        let c = cfg(&[
+            ("YASMIN_PRELOAD_CONNECT_MS", "0"),
+            ("YASMIN_PRELOAD_FALLBACK_TTL_MS", "soon"),
+        ]);
+        assert_eq!(c.connect_budget, Duration::from_millis(1), "never zero");
+        assert_eq!(
+            c.fallback_ttl,
+            Duration::from_millis(DEFAULT_FALLBACK_TTL_MS)
+        );
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use libc::{c_int, c_void, epoll_event, sockaddr, socklen_t};
+use libc::{c_int, c_ulong, c_void, epoll_event, sockaddr, socklen_t};
 
 use crate::interpose as ip;
 use crate::real::real;
@@ -60,3 +60,35 @@ export! {
     fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut epoll_event)
         => ip::epoll_ctl(epfd, op, fd, ev);
 }
+
+// `fcntl` is variadic in C; every command passes at most one argument, an integer or a
+// pointer, which the x86-64 and AArch64 calling conventions pass in the same register
+// as this fixed third parameter (what other interposers of fcntl rely on too).
+
+#[no_mangle]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+    guard(
+        || unsafe { ip::fcntl(false, fd, cmd, arg) },
+        || unsafe { crate::real::fcntl(false, fd, cmd, arg) },
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+    guard(
+        || unsafe { ip::fcntl(true, fd, cmd, arg) },
+        || unsafe { crate::real::fcntl(true, fd, cmd, arg) },
+    )
+}
+
+/// At load, before `main`: inherited dual listeners and connections (after an `exec`).
+extern "C" fn at_load() {
+    if crate::config::config().disabled {
+        return;
+    }
+    let _ = catch_unwind(ip::adopt_inherited);
+}
+
+#[used]
+#[link_section = ".init_array"]
+static AT_LOAD: extern "C" fn() = at_load;

@@ -26,6 +26,8 @@
 
 pub mod addr;
 pub mod config;
+mod fallback;
+mod inherit;
 #[macro_use]
 mod log;
 pub mod map;

@@ -24,6 +24,8 @@ pub const SO_VM_SOCKETS_BUFFER_SIZE: c_int = 0;
 pub const SO_VM_SOCKETS_BUFFER_MIN_SIZE: c_int = 1;
 /// `SO_VM_SOCKETS_BUFFER_MAX_SIZE` (u64).
 pub const SO_VM_SOCKETS_BUFFER_MAX_SIZE: c_int = 2;
+/// `SO_VM_SOCKETS_CONNECT_TIMEOUT` (a `struct timeval`; the 64-bit value of the uapi).
+pub const SO_VM_SOCKETS_CONNECT_TIMEOUT: c_int = 6;
 
 /// `TCP_INFO`'s `tcpi_state` values we report.
 pub const TCP_ESTABLISHED: u8 = 1;

@@ -18,6 +18,8 @@ type IntFn = unsafe extern "C" fn(c_int) -> c_int;
 type Int2Fn = unsafe extern "C" fn(c_int, c_int) -> c_int;
 type Int3Fn = unsafe extern "C" fn(c_int, c_int, c_int) -> c_int;
 type EpollCtlFn = unsafe extern "C" fn(c_int, c_int, c_int, *mut epoll_event) -> c_int;
+/// `fcntl` is variadic; the commands pass at most one integer or pointer argument.
+pub type FcntlFn = unsafe extern "C" fn(c_int, c_int, ...) -> c_int;
 
 pub struct Real {
     pub socket: SocketFn,
@@ -36,6 +38,33 @@ pub struct Real {
     pub dup2: Int2Fn,
     pub dup3: Int3Fn,
     pub epoll_ctl: EpollCtlFn,
+    /// `None`: not found, the raw system call is used.
+    pub fcntl: Option<FcntlFn>,
+    pub fcntl64: Option<FcntlFn>,
+}
+
+/// libc's `fcntl` (`wide`: `fcntl64`, the name large-file builds call), or the raw system
+/// call, with the one argument every command takes (or ignores).
+///
+/// # Safety
+/// As `fcntl(2)` with that argument.
+pub unsafe fn fcntl(wide: bool, fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
+    let r = real();
+    let f = if wide { r.fcntl64.or(r.fcntl) } else { r.fcntl };
+    match f {
+        // SAFETY: as for this function.
+        Some(f) => unsafe { f(fd, cmd, arg) },
+        // SAFETY: as above.
+        None => ret(unsafe { libc::syscall(libc::SYS_fcntl, fd, cmd, arg) }),
+    }
+}
+
+/// `dlsym(RTLD_NEXT, name)` as a variadic `fcntl`.
+fn resolve_fcntl(name: &[u8]) -> Option<FcntlFn> {
+    // SAFETY: a NUL-terminated name.
+    let p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr().cast()) };
+    // SAFETY: libc's fcntl/fcntl64 have exactly this C signature.
+    (!p.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, FcntlFn>(p) })
 }
 
 fn ret(r: libc::c_long) -> c_int {
@@ -146,5 +175,7 @@ pub fn real() -> &'static Real {
         dup2: resolve!("dup2", sys_dup2 as Int2Fn),
         dup3: resolve!("dup3", sys_dup3 as Int3Fn),
         epoll_ctl: resolve!("epoll_ctl", sys_epoll_ctl as EpollCtlFn),
+        fcntl: resolve_fcntl(b"fcntl\0"),
+        fcntl64: resolve_fcntl(b"fcntl64\0"),
     })
 }

@@ -139,26 +139,72 @@ pub fn connect_plan(
     })
 }
 
-/// What the vsock `connect()` (failed with `err`, if it did) leads to.
+/// Errors of a finished vsock connect after which the connection is made over TCP
+/// instead, on the same descriptor: no vsock path here (above), or the other side did
+/// not take the connection (nothing listens on that vsock port, e.g. the server is not
+/// preloaded; the peer's module reset it or went away; the handshake did not finish
+/// within the connect budget; vsock is forbidden to us). TCP gets to give its own
+/// answer. Anything else (out of memory or descriptors) is the program's error.
+pub fn falls_back(e: c_int) -> bool {
+    no_vsock_path(e)
+        || matches!(
+            e,
+            libc::ECONNREFUSED
+                | libc::ECONNRESET
+                | libc::ECONNABORTED
+                | libc::ETIMEDOUT
+                | libc::EACCES
+                | libc::EPERM
+        )
+}
+
+/// What a finished vsock `connect()` (failed with `err`, if it did) leads to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Attempt {
     Connected,
-    /// A non-blocking connect under way (`EINPROGRESS` for the program).
-    InProgress,
-    /// No vsock path here: TCP instead, unless strict.
-    Unavailable,
-    /// A real answer from the peer's side (refused, timed out): returned to the program,
-    /// whose socket stays an unconnected TCP socket, as after a failed TCP connect.
-    Answer,
+    /// TCP instead (and the destination remembered for a while).
+    Fallback,
+    /// The error goes to the program, whose socket stays an unconnected TCP socket, as
+    /// after a failed TCP connect (always so in strict mode).
+    Fail,
 }
 
-pub fn attempt(err: Option<c_int>) -> Attempt {
+pub fn attempt(err: Option<c_int>, strict: bool) -> Attempt {
     match err {
         None => Attempt::Connected,
-        Some(libc::EINPROGRESS) => Attempt::InProgress,
-        Some(e) if no_vsock_path(e) => Attempt::Unavailable,
-        Some(_) => Attempt::Answer,
+        Some(e) if !strict && falls_back(e) => Attempt::Fallback,
+        Some(_) => Attempt::Fail,
     }
+}
+
+/// Where a vsock connect attempt stands while we wait for it (`poll` and `SO_ERROR`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Wait this many more milliseconds.
+    Poll(c_int),
+    Done(Option<c_int>),
+}
+
+/// The next step of waiting for a vsock connect that started `elapsed_ms` ago with a
+/// budget of `budget_ms`: `ready` says whether `poll` reported the socket writable or in
+/// error, `so_error` reads its pending error. A little grace past the budget lets the
+/// socket's own connect timeout (set to the budget) report first.
+pub fn wait_step(
+    ready: bool,
+    elapsed_ms: u64,
+    budget_ms: u64,
+    so_error: impl FnOnce() -> c_int,
+) -> Wait {
+    const GRACE_MS: u64 = 500;
+    if ready {
+        let e = so_error();
+        return Wait::Done((e != 0).then_some(e));
+    }
+    let limit = budget_ms + GRACE_MS;
+    if elapsed_ms >= limit {
+        return Wait::Done(Some(libc::ETIMEDOUT));
+    }
+    Wait::Poll(c_int::try_from(limit - elapsed_ms).unwrap_or(c_int::MAX))
 }
 
 /// Our address as a vsock connection shows it: `specific` (the address bound), else

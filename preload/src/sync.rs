@@ -2,7 +2,7 @@
 //!
 //! The child of a multi-threaded program gets a copy of our memory, including a lock
 //! that another thread may have held at that instant; with a plain mutex its next
-//! `connect()` would hang forever. Our two locks are taken in `pthread_atfork`'s
+//! `connect()` would hang forever. Our locks are taken in `pthread_atfork`'s
 //! prepare handler and released in both processes afterwards (as glibc does for
 //! malloc), so a child always starts with them free. They are never held across
 //! blocking I/O.
@@ -74,12 +74,14 @@ impl<T> Drop for Guard<'_, T> {
 static ATFORK: Once = Once::new();
 
 extern "C" fn prepare() {
-    // Fixed order, the reverse of nothing: the code never holds both at once.
+    // Fixed order, the reverse of nothing: the code never holds two at once.
     crate::source::CACHE.raw_lock();
     crate::table::TABLE.raw_lock();
+    crate::fallback::MEMORY.raw_lock();
 }
 
 extern "C" fn after() {
+    crate::fallback::MEMORY.raw_unlock();
     crate::table::TABLE.raw_unlock();
     crate::source::CACHE.raw_unlock();
 }

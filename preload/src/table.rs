@@ -241,6 +241,17 @@ pub fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
     f(&mut TABLE.lock())
 }
 
+/// The descriptor numbers of the dual listener whose hidden listeners are `h`.
+pub fn listener_numbers(h: &Hidden) -> Vec<c_int> {
+    TABLE
+        .lock()
+        .slots
+        .iter()
+        .filter(|(_, s)| matches!(&s.entry, Entry::Listener(l) if core::ptr::eq(&*l.hidden, h)))
+        .map(|(&fd, _)| fd)
+        .collect()
+}
+
 /// Sets the entry of `fd`.
 pub fn insert(fd: c_int, entry: Entry) {
     let old = TABLE.lock().insert(fd, entry);

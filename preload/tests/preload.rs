@@ -52,7 +52,9 @@ fn child_cmd(scenario: &str, env: &[(&str, &str)]) -> Command {
     c.env("LD_PRELOAD", lib_path())
         .env("YASMIN_PRELOAD_LOG", "1")
         .env("XENSTORED_PATH", "/nonexistent/yasmin-preload-test")
-        .env("YASMIN_PRELOAD_SELF_DOMID", "1");
+        .env("YASMIN_PRELOAD_SELF_DOMID", "1")
+        // No vsock peer answers here: attempts that time out do so quickly.
+        .env("YASMIN_PRELOAD_CONNECT_MS", CONNECT_MS.to_string());
     for (k, v) in env {
         c.env(k, v);
     }
@@ -150,40 +152,103 @@ fn mapped_destination_tries_vsock() {
     assert_eq!(field(&out, "dup"), "tcp-ok");
     assert_eq!(field(&out, "unmapped"), "tcp-ok");
 
+    // No vsock peer has CID 7 here, so every attempt fails with one of these and falls
+    // back to TCP, which reaches the child's local server.
     let prefix = format!("connect 127.0.0.3:{port} -> vsock CID 7 port {port}");
-    has(&log, &prefix);
-    let acceptable = [
-        "ETIMEDOUT",
-        "ECONNREFUSED",
-        "ECONNRESET",
-        "ENODEV",
-        "EHOSTUNREACH",
-        "ENETUNREACH",
-    ];
-    match field(&out, "nonblocking").as_str() {
-        "vsock" => {
-            let e = field(&out, "so_error");
-            assert!(acceptable.contains(&e.as_str()), "SO_ERROR {e}");
-            has(&log, &format!("{prefix} (in progress)"));
-        }
-        "fallback" => has(&log, &format!("{prefix} unavailable")),
-        other => panic!("nonblocking={other}"),
-    }
-    match field(&out, "blocking").as_str() {
-        "fallback" => has(&log, &format!("{prefix} unavailable")),
-        e => {
-            assert!(acceptable.contains(&e), "blocking connect: {e}");
-            has(&log, &format!("{prefix}: {e}"));
-        }
-    }
-    println!(
-        "    (this host: nonblocking {} {}, blocking {})",
-        field(&out, "nonblocking"),
-        out.split_whitespace()
-            .find(|w| w.starts_with("so_error="))
-            .unwrap_or(""),
-        field(&out, "blocking")
+    let e = fell_back(&log, &prefix);
+    assert_eq!(field(&out, "nonblocking"), "tcp-ok");
+    // The failure is remembered: the next connect there goes straight to TCP.
+    has(
+        &log,
+        &format!("connect 127.0.0.3:{port} -> tcp (domain 5 is co-located, but vsock CID 7 port {port} failed with {e} "),
     );
+    assert_eq!(field(&out, "remembered"), "tcp-ok");
+
+    // With no memory, a blocking connect falls back the same way.
+    let env = [
+        ("YASMIN_PRELOAD_MAP", "127.0.0.3=5"),
+        ("YASMIN_PRELOAD_FALLBACK_TTL_MS", "0"),
+    ];
+    let (out, log) = run_child("blocking", &env);
+    let port = field(&out, "port");
+    fell_back(
+        &log,
+        &format!("connect 127.0.0.3:{port} -> vsock CID 7 port {port}"),
+    );
+    assert_eq!(field(&out, "blocking"), "tcp-ok");
+    assert!(
+        !log.contains("-> tcp (domain 5"),
+        "remembered with a TTL of 0:\n{log}"
+    );
+
+    // Strict: the vsock errno goes to the program, the socket stays unconnected TCP.
+    let env = [
+        ("YASMIN_PRELOAD_MAP", "127.0.0.3=5"),
+        ("YASMIN_PRELOAD_STRICT", "1"),
+    ];
+    let (out, log) = run_child("strict", &env);
+    let port = field(&out, "port");
+    let e = field(&out, "strict");
+    assert!(VSOCK_FAILURES.contains(&e.as_str()), "strict: {e}");
+    has(
+        &log,
+        &format!("connect 127.0.0.3:{port} -> vsock CID 7 port {port}: {e} ("),
+    );
+    has(&log, "no fallback (strict)");
+    println!("    (this host: the vsock attempts failed with {e})");
+}
+
+/// The children's vsock connect budget.
+const CONNECT_MS: u64 = 300;
+
+/// How a vsock connect to a CID nobody has fails.
+const VSOCK_FAILURES: [&str; 7] = [
+    "ETIMEDOUT",
+    "ECONNREFUSED",
+    "ECONNRESET",
+    "ENODEV",
+    "EHOSTUNREACH",
+    "ENETUNREACH",
+    "EAFNOSUPPORT",
+];
+
+/// Checks the log says the attempt `prefix` failed and went to TCP; returns the errno.
+fn fell_back(log: &str, prefix: &str) -> String {
+    let at = format!("{prefix} failed (");
+    let line = log
+        .lines()
+        .find(|l| l.contains(&at))
+        .unwrap_or_else(|| panic!("log lacks {at:?}:\n{log}"));
+    assert!(line.ends_with("ms), tcp instead"), "{line}");
+    let rest = &line[line.find(&at).unwrap() + at.len()..];
+    let e = rest.split(',').next().unwrap().to_string();
+    assert!(
+        VSOCK_FAILURES.contains(&e.as_str()),
+        "vsock failed with {e}: {line}"
+    );
+    e
+}
+
+/// A dual listener the program lets an `exec`ed image inherit (`fcntl(F_SETFD, 0)`)
+/// keeps working there, recognised by the new image's library; a close-on-exec one
+/// leaves nothing behind.
+fn listener_across_exec() {
+    let (out, log) = run_child("exec-listener", &[]);
+    if field(&out, "dual") == "no" {
+        // No AF_VSOCK listener possible on this host: nothing dual to inherit.
+        has(&log, "-> tcp only (vsock");
+        println!("    (this host cannot listen on vsock: skipped)");
+        return;
+    }
+    let (fd, port) = (field(&out, "fd"), field(&out, "port"));
+    has(
+        &log,
+        &format!("inherited listener on fd {fd}: tcp + vsock port {port}"),
+    );
+    assert_eq!(field(&out, "accepted"), "ok");
+    assert_eq!(field(&out, "name"), "ok");
+    assert_eq!(field(&out, "cloexec_gone"), "ok");
+    assert_eq!(field(&out, "fds"), "ok");
 }
 
 /// The map comes from XenStore (the fake daemon), with our domid from `domid`, and is
@@ -287,7 +352,7 @@ fn main() {
         return;
     }
     let filter = args.iter().skip(1).find(|a| !a.starts_with('-')).cloned();
-    let tests: [(&str, fn()); 4] = [
+    let tests: [(&str, fn()); 5] = [
         ("tcp_still_works", tcp_still_works),
         (
             "mapped_destination_tries_vsock",
@@ -298,6 +363,7 @@ fn main() {
             map_from_xenstore_follows_changes,
         ),
         ("disable_and_map_file", disable_and_map_file),
+        ("listener_across_exec", listener_across_exec),
     ];
     let mut failed = 0;
     let mut ran = 0;
@@ -554,6 +620,10 @@ fn child(scenario: &str) {
     match scenario {
         "tcp" => child_tcp(),
         "vsock" => child_vsock(),
+        "blocking" => child_blocking(false),
+        "exec-listener" => child_exec_listener(),
+        "exec-listener-after" => child_exec_listener_after(),
+        "strict" => child_blocking(true),
         "xenstore" => child_xenstore(),
         "disabled" => child_disabled(),
         "mapfile" => child_mapfile(),
@@ -888,106 +958,151 @@ fn child_vsock() {
         0
     );
     let r = connect4(c, mapped, port);
-    if raw_family(c) == libc::AF_VSOCK {
-        assert_eq!(r, Err(libc::EINPROGRESS));
-        print!("nonblocking=vsock ");
-        assert!(unsafe { libc::fcntl(c, libc::F_GETFL) } & libc::O_NONBLOCK != 0);
-        assert!(unsafe { libc::fcntl(c, libc::F_GETFD) } & libc::FD_CLOEXEC != 0);
-        // what was set before is still there; the program still sees TCP
-        assert_eq!(getint(c, libc::IPPROTO_TCP, libc::TCP_NODELAY), Ok(1));
-        assert_eq!(getint(c, libc::SOL_SOCKET, libc::SO_KEEPALIVE), Ok(1));
-        assert_eq!(
-            getint(c, libc::SOL_SOCKET, libc::SO_DOMAIN),
-            Ok(libc::AF_INET)
-        );
-        assert_eq!(
-            getint(c, libc::SOL_SOCKET, libc::SO_PROTOCOL),
-            Ok(libc::IPPROTO_TCP)
-        );
-        assert_eq!(
-            getint(c, libc::SOL_SOCKET, libc::SO_TYPE),
-            Ok(libc::SOCK_STREAM)
-        );
-        assert_eq!(getint(c, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), Ok(7200));
-        assert_eq!(setint(c, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 30), 0);
-        assert_eq!(getint(c, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), Ok(30));
-        assert_eq!(
-            setint(c, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 0),
-            libc::EINVAL
-        );
-        assert_eq!(setint(c, libc::IPPROTO_IP, libc::IP_TOS, 0x10), 0);
-        assert_eq!(getint(c, libc::IPPROTO_IP, libc::IP_TOS), Ok(0x10));
-        assert_eq!(
-            getint(c, libc::IPPROTO_TCP, libc::TCP_CONGESTION),
-            Err(libc::ENOPROTOOPT)
-        );
-        assert_eq!(
-            setint(c, libc::IPPROTO_IP, libc::IP_TTL, 9),
-            libc::ENOPROTOOPT
-        );
-        assert_eq!(
-            setint(c, libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT, 9),
-            libc::ENOPROTOOPT
-        );
-        let mut vb: u64 = 0;
-        let mut vl = 8 as socklen_t;
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_getsockopt,
-                c,
-                libc::AF_VSOCK,
-                0,
-                &mut vb as *mut u64,
-                &mut vl,
-            )
-        };
-        assert_eq!(
-            (r, vb),
-            (0, 1 << 20),
-            "SO_SNDBUF became the vsock buffer size"
-        );
-        let (fam, _, _, _) = name(c, false).unwrap();
-        assert_eq!(fam, libc::AF_INET, "getsockname shows AF_INET");
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 2];
-        let k = unsafe { libc::epoll_wait(ep, evs.as_mut_ptr(), 2, 10_000) };
-        assert_eq!(
-            k, 1,
-            "the epoll registration made before connect still reports"
-        );
-        assert_eq!({ evs[0].u64 }, 7);
-        match getint(c, libc::SOL_SOCKET, libc::SO_ERROR) {
-            Ok(0) => {
-                // connected?! (a vsock peer on CID 7): the names are the mapped ones
-                assert_eq!(name(c, true).unwrap().1, mapped);
-                print!("so_error=none ");
-            }
-            Ok(e) => print!("so_error={} ", ename(e)),
-            Err(e) => panic!("SO_ERROR: {e}"),
-        }
-    } else {
-        // no vsock here: fell back to TCP, which reaches the local server
-        print!("nonblocking=fallback ");
-        if let Err(e) = r {
-            assert_eq!(e, libc::EINPROGRESS);
-        }
-        assert!(poll1(c, libc::POLLOUT, 5000) & libc::POLLOUT != 0);
-        assert_eq!(getint(c, libc::SOL_SOCKET, libc::SO_ERROR), Ok(0));
+    // No vsock peer has CID 7: the attempt failed and the connection went to TCP on the
+    // same descriptor, which reaches our server. The program cannot tell: EINPROGRESS,
+    // then writable, its epoll registration and options intact.
+    assert_eq!(raw_family(c), libc::AF_INET, "fell back to TCP");
+    if let Err(e) = r {
+        assert_eq!(e, libc::EINPROGRESS);
     }
+    let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 2];
+    let k = unsafe { libc::epoll_wait(ep, evs.as_mut_ptr(), 2, 10_000) };
+    assert_eq!(k, 1, "the epoll registration made before connect reports");
+    assert_eq!({ evs[0].u64 }, 7);
+    assert_eq!(getint(c, libc::SOL_SOCKET, libc::SO_ERROR), Ok(0));
+    assert!(unsafe { libc::fcntl(c, libc::F_GETFL) } & libc::O_NONBLOCK != 0);
+    assert!(unsafe { libc::fcntl(c, libc::F_GETFD) } & libc::FD_CLOEXEC != 0);
+    assert_eq!(getint(c, libc::IPPROTO_TCP, libc::TCP_NODELAY), Ok(1));
+    assert_eq!(getint(c, libc::SOL_SOCKET, libc::SO_KEEPALIVE), Ok(1));
+    assert_eq!(name(c, true).unwrap().1, mapped);
+    let mut flags = unsafe { libc::fcntl(c, libc::F_GETFL) };
+    flags &= !libc::O_NONBLOCK;
+    unsafe { libc::fcntl(c, libc::F_SETFL, flags) };
+    roundtrip(c);
+    print!("nonblocking=tcp-ok ");
     close(c);
     close(ep);
 
-    // blocking
+    // The destination is remembered: straight to TCP.
+    let c = sock(libc::AF_INET, libc::SOCK_STREAM);
+    connect4(c, mapped, port).unwrap();
+    assert_eq!(raw_family(c), libc::AF_INET);
+    roundtrip(c);
+    close(c);
+    print!("remembered=tcp-ok ");
+    println!();
+}
+
+fn is_epoll(fd: c_int) -> bool {
+    std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .is_ok_and(|t| t.to_string_lossy() == "anon_inode:[eventpoll]")
+}
+
+/// Before the exec: one inheritable dual listener (close-on-exec cleared with fcntl) and
+/// one close-on-exec listener; then the exec.
+fn child_exec_listener() {
+    use std::os::unix::process::CommandExt;
+    let (keep, port) = listener(
+        libc::AF_INET,
+        libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+        [0; 4],
+    );
+    if !is_epoll(keep) {
+        println!("dual=no");
+        return;
+    }
+    assert_eq!(unsafe { libc::fcntl(keep, libc::F_SETFD, 0) }, 0);
+    let (gone, gone_port) = listener(
+        libc::AF_INET,
+        libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+        [0; 4],
+    );
+    assert!(is_epoll(gone));
+    // The descriptors the new image should have: those not close-on-exec now (`keep`
+    // and its two hidden listeners among them; not `gone` nor its hidden ones).
+    let expected = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<c_int>().ok())
+        .filter(|&fd| {
+            let fl = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            fl >= 0 && fl & libc::FD_CLOEXEC == 0
+        })
+        .count();
+    let err = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--child",
+            "exec-listener-after",
+            &keep.to_string(),
+            &port.to_string(),
+            &gone_port.to_string(),
+            &expected.to_string(),
+        ])
+        .exec();
+    panic!("exec: {err}");
+}
+
+/// After the exec: the inherited listener accepts a TCP client, shows its TCP name, and
+/// the close-on-exec listener's port is free.
+fn child_exec_listener_after() {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args
+        .iter()
+        .position(|a| a == "exec-listener-after")
+        .unwrap();
+    let n = |i: usize| args[at + i].parse::<i64>().unwrap();
+    let (fd, port, gone_port, expected) = (n(1) as c_int, n(2) as u16, n(3) as u16, n(4));
+    assert!(is_epoll(fd), "the listener's number after exec");
+    print!("dual=yes fd={fd} port={port} ");
+    let client = thread::spawn(move || {
+        let c = sock(libc::AF_INET, libc::SOCK_STREAM);
+        connect4(c, [127, 0, 0, 1], port).unwrap();
+        roundtrip(c);
+        close(c);
+    });
+    assert!(poll1(fd, libc::POLLIN, 10_000) & libc::POLLIN != 0);
+    let a = unsafe { libc::accept(fd, std::ptr::null_mut(), std::ptr::null_mut()) };
+    assert!(a >= 0, "accept after exec: {}", ename(errno()));
+    let got = recv_some(a);
+    send_all(a, &got);
+    client.join().unwrap();
+    close(a);
+    print!("accepted=ok ");
+    let (fam, _, p, _) = name(fd, false).unwrap();
+    assert_eq!((fam, p), (libc::AF_INET, port));
+    print!("name=ok ");
+    let c = sock(libc::AF_INET, libc::SOCK_STREAM);
+    assert_eq!(
+        connect4(c, [127, 0, 0, 1], gone_port),
+        Err(libc::ECONNREFUSED)
+    );
+    close(c);
+    print!("cloexec_gone=ok ");
+    // (read_dir's own descriptor is counted too)
+    let have = fd_count() as i64 - 1;
+    assert_eq!(have, expected, "descriptors after exec");
+    println!("fds=ok");
+}
+
+/// Blocking connects with no fallback memory (`YASMIN_PRELOAD_FALLBACK_TTL_MS=0`), and in
+/// strict mode.
+fn child_blocking(strict: bool) {
+    let (srv, port) = listener(libc::AF_INET, libc::SOCK_STREAM, [0; 4]);
+    echo_server(srv);
+    let mapped = [127, 0, 0, 3];
     let c = sock(libc::AF_INET, libc::SOCK_STREAM);
     match connect4(c, mapped, port) {
-        Ok(()) if raw_family(c) == libc::AF_INET => {
+        Ok(()) => {
+            assert!(!strict, "strict, yet connected");
+            assert_eq!(raw_family(c), libc::AF_INET, "fell back to TCP");
             roundtrip(c);
-            print!("blocking=fallback ");
+            print!("port={port} blocking=tcp-ok ");
         }
-        Ok(()) => panic!("a vsock peer answered on CID 7"),
         Err(e) => {
+            assert!(strict, "not strict, yet {}", ename(e));
             // the failed attempt leaves an unconnected TCP socket, as TCP would
             assert_eq!(raw_family(c), libc::AF_INET);
-            print!("blocking={} ", ename(e));
+            print!("port={port} strict={} ", ename(e));
         }
     }
     close(c);

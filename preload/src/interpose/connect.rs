@@ -1,15 +1,20 @@
 //! `bind` and `connect`: the client side. The decisions are `route`'s; this carries them
 //! out (the vsock socket, its options and port, the replacement of the descriptor).
 
+use core::mem::size_of;
+use std::time::Instant;
+
 use libc::{c_int, sockaddr, socklen_t};
 
 use super::sys::{self, errno, fail, fd_flags, KeepErrno, Own};
 use crate::addr::{self, FdFlags, V4};
 use crate::config::config;
+use crate::fallback;
 use crate::log::errno_name;
 use crate::map::View;
+use crate::opts;
 use crate::real::real;
-use crate::route::{self, Attempt, Connect, ConnectPlan, Reconnect, Target, VsockState};
+use crate::route::{self, Attempt, Connect, ConnectPlan, Reconnect, Target, VsockState, Wait};
 use crate::source;
 use crate::table::{self, Cand, Entry, Vsock};
 
@@ -119,6 +124,10 @@ unsafe fn connect_cand(call: Call, c: Cand, dest: V4) -> c_int {
         ConnectPlan::Tcp(None) => return unsafe { call.tcp() },
         ConnectPlan::Vsock(t) => t,
     };
+    if let Some(why) = remembered_failure(dest, t) {
+        // SAFETY: as above.
+        return unsafe { call.tcp_because(dest, &route::co_located_but(t.domid, &why)) };
+    }
     let Some(flags) = fd_flags(fd) else {
         // The kernel reports the bad descriptor.
         // SAFETY: as above.
@@ -131,19 +140,34 @@ unsafe fn connect_cand(call: Call, c: Cand, dest: V4) -> c_int {
         // SAFETY: as above.
         Err(Stop::Tcp(why)) => return unsafe { call.tcp_because(dest, &why) },
     };
-    let rc = sys::vm_call(v.0, true, t.cid, t.port);
-    let e = errno();
-    let outcome = route::attempt((rc < 0).then_some(e));
-    match outcome {
-        Attempt::Connected | Attempt::InProgress => {}
-        Attempt::Unavailable => {
+    let started = Instant::now();
+    let err = attempt_vsock(&v, t, flags).err();
+    let ms = started.elapsed().as_millis();
+    let key = memory_key(dest, t);
+    match route::attempt(err, config().strict) {
+        Attempt::Connected => fallback::worked(key),
+        Attempt::Fallback => {
+            let e = err.unwrap_or(libc::EIO);
             drop(v);
-            // SAFETY: as above.
-            return unsafe { unavailable(call, dest, t, "connect", e) };
-        }
-        Attempt::Answer => {
+            fallback::remember(key, e, config().fallback_ttl);
             plog!(
-                "connect {dest} -> vsock CID {} port {}: {}",
+                "connect {dest} -> vsock CID {} port {} failed ({}, {ms} ms), tcp instead",
+                t.cid,
+                t.port,
+                errno_name(e)
+            );
+            // SAFETY: as above.
+            return unsafe { call.tcp() };
+        }
+        Attempt::Fail => {
+            let e = err.unwrap_or(libc::EIO);
+            let strict = if config().strict {
+                ", no fallback (strict)"
+            } else {
+                ""
+            };
+            plog!(
+                "connect {dest} -> vsock CID {} port {}: {} ({ms} ms){strict}",
                 t.cid,
                 t.port,
                 errno_name(e)
@@ -156,17 +180,103 @@ unsafe fn connect_cand(call: Call, c: Cand, dest: V4) -> c_int {
         // SAFETY: as above.
         return unsafe { call.tcp_because(dest, &why) };
     }
-    let in_progress = outcome == Attempt::InProgress;
     plog!(
-        "connect {dest} -> vsock CID {} port {}{}",
+        "connect {dest} -> vsock CID {} port {} ({ms} ms)",
         t.cid,
-        t.port,
-        if in_progress { " (in progress)" } else { "" }
+        t.port
     );
-    if in_progress {
+    // A non-blocking connect says it is under way, as TCP's does; the socket is
+    // writable at once.
+    if flags.nonblock {
         fail(libc::EINPROGRESS)
     } else {
         0
+    }
+}
+
+/// The fallback memory's key of a vsock attempt to `dest`, sent to `t`.
+fn memory_key(dest: V4, t: Target) -> fallback::Key {
+    fallback::Key {
+        ip: dest.ip,
+        port: dest.port,
+        cid: t.cid,
+    }
+}
+
+/// The destination `t` of a vsock attempt failed within the fallback memory's time to
+/// live: `Some(the log reason)` to go to TCP straight away.
+fn remembered_failure(dest: V4, t: Target) -> Option<String> {
+    let key = memory_key(dest, t);
+    let miss = fallback::recent(key, config().fallback_ttl)?;
+    Some(format!(
+        "vsock CID {} port {} failed with {} {} ms ago",
+        t.cid,
+        t.port,
+        errno_name(miss.errno),
+        miss.age.as_millis()
+    ))
+}
+
+/// Connects the vsock socket `v` to `t` and waits for the outcome, at most the connect
+/// budget (and the socket's own connect timeout is set to it), whatever the program's
+/// `O_NONBLOCK`: only a finished attempt can still fall back to TCP on the same
+/// descriptor, invisibly. A healthy co-located peer answers within milliseconds; only
+/// a dead or wedged one costs the budget, once per fallback memory's time to live.
+/// `v` gets the program's `flags` back before it returns. `Err`: the attempt's errno.
+fn attempt_vsock(v: &Own, t: Target, flags: FdFlags) -> Result<(), c_int> {
+    let budget = config().connect_budget;
+    let tv = libc::timeval {
+        tv_sec: budget.as_secs() as libc::time_t,
+        tv_usec: libc::suseconds_t::from(budget.subsec_micros()),
+    };
+    // SAFETY: a timeval viewed as its bytes, for the option's length.
+    let tv_bytes = unsafe {
+        core::slice::from_raw_parts(
+            (&tv as *const libc::timeval).cast::<u8>(),
+            size_of::<libc::timeval>(),
+        )
+    };
+    // Best effort: without it the core's default (2 s) applies.
+    let _ = sys::setsockopt_raw(
+        v.0,
+        opts::SOL_VSOCK,
+        opts::SO_VM_SOCKETS_CONNECT_TIMEOUT,
+        tv_bytes,
+    );
+    sys::set_nonblock(v.0, true)?;
+    let result = wait_connected(v.0, t, budget.as_millis() as u64);
+    let restored = sys::set_nonblock(v.0, flags.nonblock);
+    result.and(restored)
+}
+
+/// The non-blocking vsock connect of `fd` to `t` and the wait for its outcome.
+fn wait_connected(fd: c_int, t: Target, budget_ms: u64) -> Result<(), c_int> {
+    if sys::vm_call(fd, true, t.cid, t.port) == 0 {
+        return Ok(());
+    }
+    let e = errno();
+    if e != libc::EINPROGRESS {
+        return Err(e);
+    }
+    let started = Instant::now();
+    let mut ready = false;
+    loop {
+        let elapsed = started.elapsed().as_millis() as u64;
+        let so_error =
+            || sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR).unwrap_or_else(|e| e);
+        match route::wait_step(ready, elapsed, budget_ms, so_error) {
+            Wait::Done(None) => return Ok(()),
+            Wait::Done(Some(e)) => return Err(e),
+            Wait::Poll(ms) => {
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one pollfd. EINTR: the loop waits out the rest of the budget.
+                ready = unsafe { libc::poll(&mut p, 1, ms) } > 0;
+            }
+        }
     }
 }
 
@@ -233,6 +343,8 @@ unsafe fn unavailable(call: Call, dest: V4, t: Target, what: &str, e: c_int) -> 
             t.port,
             errno_name(e)
         );
+        let key = memory_key(dest, t);
+        fallback::remember(key, e, config().fallback_ttl);
         // SAFETY: the program's arguments.
         unsafe { call.tcp() }
     }

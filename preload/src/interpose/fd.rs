@@ -1,5 +1,5 @@
-//! `socket`, `close`, the `dup` family, `shutdown` and `epoll_ctl`: the table follows the
-//! program's descriptors.
+//! `socket`, `close`, the `dup` family, `fcntl`, `shutdown` and `epoll_ctl`: the table
+//! follows the program's descriptors.
 
 use libc::{c_int, epoll_event};
 
@@ -42,6 +42,9 @@ pub unsafe fn close(fd: c_int) -> c_int {
     // SAFETY: forwarding.
     let rc = unsafe { (real().close)(fd) };
     let _e = KeepErrno::new();
+    if let Some(Entry::Listener(l)) = &old {
+        sys::follow_cloexec(&l.hidden);
+    }
     drop(old); // a listener's hidden descriptors, if this was the last reference
     rc
 }
@@ -56,8 +59,40 @@ pub unsafe fn dup(fd: c_int) -> c_int {
     if n >= 0 {
         let _e = KeepErrno::new();
         table::dup(fd, n);
+        listener_cloexec(n);
     }
     n
+}
+
+/// After a change of the descriptor flags of `fd` (or a new number for it): if it is a
+/// dual listener, its hidden listeners follow (see [`sys::follow_cloexec`]).
+fn listener_cloexec(fd: c_int) {
+    if let Some(Entry::Listener(l)) = table::get(fd) {
+        sys::follow_cloexec(&l.hidden);
+    }
+}
+
+/// `fcntl()`/`fcntl64()` (`wide`): `F_SETFD` on a dual listener carries its
+/// close-on-exec flag to the hidden listeners; everything else goes straight to libc.
+///
+/// # Safety
+/// As `fcntl(2)` with one argument.
+pub unsafe fn fcntl(wide: bool, fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
+    // SAFETY: forwarding.
+    let rc = unsafe { crate::real::fcntl(wide, fd, cmd, arg) };
+    if rc >= 0 && table::tracked(fd) {
+        let _e = KeepErrno::new();
+        match cmd {
+            libc::F_SETFD => listener_cloexec(fd),
+            // A new number for the same file, as dup() makes.
+            libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
+                table::dup(fd, rc);
+                listener_cloexec(rc);
+            }
+            _ => {}
+        }
+    }
+    rc
 }
 
 /// `dup2()`/`dup3()` (`flags` = `None` for dup2).
@@ -75,6 +110,7 @@ pub unsafe fn dup23(old: c_int, new: c_int, flags: Option<c_int>) -> c_int {
     if n >= 0 && old != new {
         let _e = KeepErrno::new();
         table::dup(old, new);
+        listener_cloexec(new);
     }
     n
 }

@@ -45,7 +45,7 @@ pub unsafe fn listen(fd: c_int, backlog: c_int) -> c_int {
 }
 
 /// The address `fd` is bound to, if it is an AF_INET/AF_INET6 one.
-fn sock_name(fd: c_int) -> Option<Inet> {
+pub(super) fn sock_name(fd: c_int) -> Option<Inet> {
     let mut b = [0u8; 28];
     let mut len = b.len() as socklen_t;
     // SAFETY: buffer and length match.
@@ -114,8 +114,7 @@ impl Dual {
     fn install(&self, c: &Cand) -> Result<(), String> {
         let fd = self.fd;
         let v = self.vsock_listener(c.buf)?;
-        // SAFETY: fcntl dup of a valid descriptor.
-        let t = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, sys::hidden_base()) };
+        let t = sys::ctl(fd, libc::F_DUPFD_CLOEXEC, sys::hidden_base());
         if t < 0 {
             return Err(errno_name(errno()));
         }
@@ -138,13 +137,9 @@ impl Dual {
         // The TCP listener is only reached through the epoll instance now: non-blocking,
         // the program's blocking mode is the epoll descriptor's.
         if let Some(Entry::Listener(l)) = table::get(fd) {
-            // SAFETY: fcntl on our hidden descriptor (read back from the table).
-            unsafe {
-                let fl = libc::fcntl(l.hidden.tcp, libc::F_GETFL);
-                if fl >= 0 {
-                    libc::fcntl(l.hidden.tcp, libc::F_SETFL, fl | libc::O_NONBLOCK);
-                }
-            }
+            let _ = sys::set_nonblock(l.hidden.tcp, true);
+            // Inherited across exec when the program's descriptor is.
+            sys::follow_cloexec(&l.hidden);
         }
         sys::readd_epoll(fd, &regs);
         Ok(())
@@ -194,8 +189,7 @@ fn epoll_over(members: [c_int; 2], nonblock: bool) -> Result<Own, String> {
         }
     }
     if nonblock {
-        // SAFETY: fcntl on our epoll descriptor.
-        unsafe { libc::fcntl(ep.0, libc::F_SETFL, libc::O_NONBLOCK) };
+        sys::ctl(ep.0, libc::F_SETFL, libc::O_NONBLOCK);
     }
     Ok(ep)
 }

@@ -5,22 +5,25 @@
 //! table lock is never held across a call that can block or re-enter us; errno is what
 //! the program would see from the call it made.
 //!
-//! * `fd`: `socket`, `close`, `dup`/`dup2`/`dup3`, `shutdown`, `epoll_ctl`;
+//! * `fd`: `socket`, `close`, `dup`/`dup2`/`dup3`, `fcntl`, `shutdown`, `epoll_ctl`;
 //! * `connect`: `bind`, `connect` (the client side);
 //! * `listen`: `listen`, `accept`/`accept4` (the dual listener);
 //! * `sockopt`: `getsockname`/`getpeername`, `setsockopt`, `getsockopt`;
+//! * `adopt`: at load, what an image before `exec` left us;
 //! * `sys`: the system calls they share.
 
 // `ffi`, the user of the re-exports, is not in the unit-test build.
 #![cfg_attr(test, allow(unused_imports))]
 
+mod adopt;
 mod connect;
 mod fd;
 mod listen;
 mod sockopt;
 mod sys;
 
+pub use adopt::adopt_inherited;
 pub use connect::{bind, connect};
-pub use fd::{close, dup, dup23, epoll_ctl, shutdown, socket};
+pub use fd::{close, dup, dup23, epoll_ctl, fcntl, shutdown, socket};
 pub use listen::{accept, listen};
 pub use sockopt::{getname, getsockopt, setsockopt};

@@ -76,18 +76,55 @@ pub fn own_socket(domain: c_int, ty: c_int) -> Result<Own, c_int> {
     }
 }
 
+/// libc's `fcntl` with an integer argument (never our interposer, which would treat our
+/// own `F_DUPFD` as the program's).
+pub fn ctl(fd: c_int, cmd: c_int, arg: c_int) -> c_int {
+    // SAFETY: the commands used here take an integer (or nothing).
+    unsafe { crate::real::fcntl(false, fd, cmd, arg as libc::c_ulong) }
+}
+
 pub fn fd_flags(fd: c_int) -> Option<FdFlags> {
-    // SAFETY: fcntl queries.
-    let (fl, fdf) = unsafe {
-        (
-            libc::fcntl(fd, libc::F_GETFL),
-            libc::fcntl(fd, libc::F_GETFD),
-        )
-    };
+    let (fl, fdf) = (ctl(fd, libc::F_GETFL, 0), ctl(fd, libc::F_GETFD, 0));
     if fl < 0 || fdf < 0 {
         None
     } else {
         Some(FdFlags::from_fcntl(fl, fdf))
+    }
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd` (`Err`: errno).
+pub fn set_nonblock(fd: c_int, on: bool) -> Result<(), c_int> {
+    let fl = ctl(fd, libc::F_GETFL, 0);
+    if fl < 0 {
+        return Err(errno());
+    }
+    let want = if on {
+        fl | libc::O_NONBLOCK
+    } else {
+        fl & !libc::O_NONBLOCK
+    };
+    if want != fl && ctl(fd, libc::F_SETFL, want) < 0 {
+        return Err(errno());
+    }
+    Ok(())
+}
+
+/// Makes the hidden listeners of a dual listener close-on-exec exactly when every
+/// descriptor number of the program that refers to it is: a listener the program lets
+/// an `exec`ed image inherit takes its two listeners along (the new image's library
+/// adopts them, see `adopt`), and one it does not leaves nothing behind.
+pub fn follow_cloexec(h: &Hidden) {
+    let numbers = table::listener_numbers(h);
+    if numbers.is_empty() {
+        return; // closed with the last one
+    }
+    let inherit = numbers.iter().any(|&fd| {
+        let fl = ctl(fd, libc::F_GETFD, 0);
+        fl >= 0 && fl & libc::FD_CLOEXEC == 0
+    });
+    let flag = if inherit { 0 } else { libc::FD_CLOEXEC };
+    for fd in [h.tcp, h.vsock] {
+        ctl(fd, libc::F_SETFD, flag);
     }
 }
 
@@ -109,16 +146,13 @@ pub fn hidden_base() -> c_int {
 
 /// Moves `fd` to a high number (close-on-exec); keeps it where it is if that fails.
 pub fn move_high(fd: c_int) -> c_int {
-    // SAFETY: fcntl dup; the old number is closed only if the dup worked.
-    unsafe {
-        let n = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, hidden_base());
-        if n >= 0 {
-            (real().close)(fd);
-            n
-        } else {
-            fd
-        }
+    let n = ctl(fd, libc::F_DUPFD_CLOEXEC, hidden_base());
+    if n < 0 {
+        return fd;
     }
+    // SAFETY: our descriptor, closed once the dup worked.
+    unsafe { (real().close)(fd) };
+    n
 }
 
 pub fn setsockopt_raw(fd: c_int, level: c_int, opt: c_int, val: &[u8]) -> Result<(), c_int> {

@@ -67,19 +67,51 @@ fn fallback_errnos() {
         libc::ESOCKTNOSUPPORT,
     ] {
         assert!(no_vsock_path(e), "{e}");
-        assert_eq!(attempt(Some(e)), Attempt::Unavailable, "{e}");
+        assert_eq!(attempt(Some(e), false), Attempt::Fallback, "{e}");
+        assert_eq!(attempt(Some(e), true), Attempt::Fail, "{e} strict");
     }
+    // The other side did not take it: TCP gets to answer.
     for e in [
         libc::ECONNREFUSED,
         libc::ETIMEDOUT,
         libc::ECONNRESET,
-        libc::EINTR,
+        libc::ECONNABORTED,
+        libc::EACCES,
+        libc::EPERM,
     ] {
         assert!(!no_vsock_path(e), "{e}");
-        assert_eq!(attempt(Some(e)), Attempt::Answer, "{e}");
+        assert_eq!(attempt(Some(e), false), Attempt::Fallback, "{e}");
+        assert_eq!(attempt(Some(e), true), Attempt::Fail, "{e} strict");
     }
-    assert_eq!(attempt(None), Attempt::Connected);
-    assert_eq!(attempt(Some(libc::EINPROGRESS)), Attempt::InProgress);
+    // The program's own errors.
+    for e in [libc::ENOMEM, libc::EMFILE, libc::ENOBUFS, libc::EADDRINUSE] {
+        assert!(!falls_back(e), "{e}");
+        assert_eq!(attempt(Some(e), false), Attempt::Fail, "{e}");
+    }
+    assert_eq!(attempt(None, false), Attempt::Connected);
+    assert_eq!(attempt(None, true), Attempt::Connected);
+}
+
+#[test]
+fn waiting_for_a_vsock_connect() {
+    let never = || -> c_int { panic!("SO_ERROR read before the socket was ready") };
+    assert_eq!(wait_step(false, 0, 5000, never), Wait::Poll(5500));
+    assert_eq!(wait_step(false, 5200, 5000, never), Wait::Poll(300));
+    assert_eq!(
+        wait_step(false, 5500, 5000, never),
+        Wait::Done(Some(libc::ETIMEDOUT)),
+        "past the budget and its grace"
+    );
+    assert_eq!(wait_step(true, 10, 5000, || 0), Wait::Done(None));
+    assert_eq!(
+        wait_step(true, 10, 5000, || libc::ECONNREFUSED),
+        Wait::Done(Some(libc::ECONNREFUSED))
+    );
+    assert_eq!(
+        wait_step(true, 9000, 5000, || 0),
+        Wait::Done(None),
+        "a ready socket counts even when late"
+    );
 }
 
 #[test]
