@@ -9,7 +9,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use libc::{c_int, c_ulong, c_void, epoll_event, sockaddr, socklen_t};
+use libc::{c_char, c_int, c_ulong, c_void, epoll_event, sockaddr, socklen_t};
 
 use crate::interpose as ip;
 use crate::real::real;
@@ -92,3 +92,78 @@ extern "C" fn at_load() {
 #[used]
 #[link_section = ".init_array"]
 static AT_LOAD: extern "C" fn() = at_load;
+
+// The exec family (the ones that take an argument vector; the variadic execl* cannot be
+// defined in Rust): a log line for static binaries, then libc's own call.
+
+type ExecFn = unsafe extern "C" fn(*const c_char, *const *const c_char) -> c_int;
+type ExecEnvFn =
+    unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
+
+/// libc's `name` (NUL-terminated), or null.
+fn next(name: &[u8]) -> *mut c_void {
+    // SAFETY: a NUL-terminated name.
+    unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr().cast()) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execve(
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    // SAFETY: the caller's path, NUL-terminated as execve(2) needs.
+    let _ = catch_unwind(|| unsafe { ip::note_exec(path, false) });
+    let f = next(b"execve\0");
+    if f.is_null() {
+        // SAFETY: as execve(2).
+        return unsafe { libc::syscall(libc::SYS_execve, path, argv, envp) as c_int };
+    }
+    // SAFETY: libc's execve.
+    unsafe { core::mem::transmute::<*mut c_void, ExecEnvFn>(f)(path, argv, envp) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execvpe(
+    file: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    // SAFETY: the caller's file name, NUL-terminated as execvpe(3) needs.
+    let _ = catch_unwind(|| unsafe { ip::note_exec(file, true) });
+    let f = next(b"execvpe\0");
+    if f.is_null() {
+        return -1;
+    }
+    // SAFETY: libc's execvpe.
+    unsafe { core::mem::transmute::<*mut c_void, ExecEnvFn>(f)(file, argv, envp) }
+}
+
+/// `execv` (`search` false) or `execvp`.
+unsafe fn exec_argv(
+    name: &[u8],
+    file: *const c_char,
+    argv: *const *const c_char,
+    search: bool,
+) -> c_int {
+    // SAFETY: the caller's file name, NUL-terminated as exec(3) needs.
+    let _ = catch_unwind(|| unsafe { ip::note_exec(file, search) });
+    let f = next(name);
+    if f.is_null() {
+        return -1;
+    }
+    // SAFETY: libc's execv/execvp.
+    unsafe { core::mem::transmute::<*mut c_void, ExecFn>(f)(file, argv) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
+    // SAFETY: as execv(3).
+    unsafe { exec_argv(b"execv\0", path, argv, false) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
+    // SAFETY: as execvp(3).
+    unsafe { exec_argv(b"execvp\0", file, argv, true) }
+}

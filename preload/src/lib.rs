@@ -26,6 +26,7 @@
 
 pub mod addr;
 pub mod config;
+mod elf;
 mod fallback;
 mod inherit;
 #[macro_use]

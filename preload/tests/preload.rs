@@ -251,6 +251,42 @@ fn listener_across_exec() {
     assert_eq!(field(&out, "fds"), "ok");
 }
 
+/// A preloaded shell that runs a static binary logs that the library cannot reach it;
+/// a dynamic one gets no such line.
+fn static_binaries_are_named() {
+    let busybox = "/bin/busybox";
+    // (busybox-static, which the project's dependencies install: an ELF file with no
+    // interpreter path near its start)
+    let head = std::fs::read(busybox).unwrap_or_default();
+    let head = &head[..head.len().min(4096)];
+    let is_static = head.starts_with(b"\x7fELF") && !head.windows(7).any(|w| w == b"ld-linu");
+    if !is_static {
+        println!("    (no static {busybox} here: skipped)");
+        return;
+    }
+    let run = |script: &str| {
+        let out = Command::new("/bin/sh")
+            .args(["-c", script])
+            .env("LD_PRELOAD", lib_path())
+            .env("YASMIN_PRELOAD_LOG", "1")
+            .env("YASMIN_PRELOAD_MAP", "198.18.0.12=5")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {:?}", out.status);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let log = run(&format!("{busybox} true; true"));
+    has(
+        &log,
+        &format!("exec {busybox}: a static binary; the preload library cannot reach it"),
+    );
+    let log = run("env true; true");
+    assert!(
+        !log.contains("static binary"),
+        "a dynamic program named static:\n{log}"
+    );
+}
+
 /// The map comes from XenStore (the fake daemon), with our domid from `domid`, and is
 /// re-read once it is a second old.
 fn map_from_xenstore_follows_changes() {
@@ -352,7 +388,7 @@ fn main() {
         return;
     }
     let filter = args.iter().skip(1).find(|a| !a.starts_with('-')).cloned();
-    let tests: [(&str, fn()); 5] = [
+    let tests: [(&str, fn()); 6] = [
         ("tcp_still_works", tcp_still_works),
         (
             "mapped_destination_tries_vsock",
@@ -364,6 +400,7 @@ fn main() {
         ),
         ("disable_and_map_file", disable_and_map_file),
         ("listener_across_exec", listener_across_exec),
+        ("static_binaries_are_named", static_binaries_are_named),
     ];
     let mut failed = 0;
     let mut ran = 0;

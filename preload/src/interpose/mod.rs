@@ -9,6 +9,7 @@
 //! * `connect`: `bind`, `connect` (the client side);
 //! * `listen`: `listen`, `accept`/`accept4` (the dual listener);
 //! * `sockopt`: `getsockname`/`getpeername`, `setsockopt`, `getsockopt`;
+//! * `exec`: `execve` and friends (a log line for static binaries);
 //! * `adopt`: at load, what an image before `exec` left us;
 //! * `sys`: the system calls they share.
 
@@ -17,6 +18,7 @@
 
 mod adopt;
 mod connect;
+mod exec;
 mod fd;
 mod listen;
 mod sockopt;
@@ -24,6 +26,7 @@ mod sys;
 
 pub use adopt::adopt_inherited;
 pub use connect::{bind, connect};
+pub use exec::note_exec;
 pub use fd::{close, dup, dup23, epoll_ctl, fcntl, shutdown, socket};
 pub use listen::{accept, listen};
 pub use sockopt::{getname, getsockopt, setsockopt};
