@@ -143,6 +143,11 @@ enum Cmd {
         connect: Option<String>,
     },
     /// `--count` connections one after the other, each sending `--bytes`.
+    ///
+    /// Under the preload library (a dynamic build) this is the unmodified TCP program
+    /// whose connections the library moves: `--paths` prints, for each connection, the
+    /// family its socket really has (asked of the kernel, past any interposer) and how
+    /// long its `connect()` took.
     Cycles {
         #[arg(long)]
         connect: String,
@@ -152,6 +157,15 @@ enum Cmd {
         bytes: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Pause between connections.
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
+        /// Stop (before the next connection) once this file exists.
+        #[arg(long)]
+        stop_file: Option<std::path::PathBuf>,
+        /// One line per connection: `cycle=I path=vsock|tcp|unix connect_ms=M ok=0|1`.
+        #[arg(long)]
+        paths: bool,
     },
 }
 
@@ -548,22 +562,78 @@ fn run(cli: Cli) -> io::Result<bool> {
             count,
             bytes,
             seed,
+            interval_ms,
+            stop_file,
+            paths,
         } => {
             let addr = Addr::parse(&connect)?;
             let start = Instant::now();
-            let mut ok = 0;
+            let (mut done, mut ok) = (0, 0);
+            let mut via = std::collections::BTreeMap::<&str, u64>::new();
+            let mut connect_us = 0u128;
             for i in 0..count {
-                match digest_conn(&addr, seed.wrapping_add(i), bytes) {
-                    Ok(true) => ok += 1,
-                    Ok(false) => eprintln!("cycle {i}: checksum mismatch"),
-                    Err(e) => eprintln!("cycle {i}: {e}"),
+                if stop_file.as_ref().is_some_and(|f| f.exists()) {
+                    break;
+                }
+                if i > 0 && interval_ms > 0 {
+                    thread::sleep(Duration::from_millis(interval_ms));
+                }
+                done += 1;
+                let t = Instant::now();
+                let c = connect_to(&addr);
+                let took = t.elapsed();
+                connect_us += took.as_micros();
+                let path = c.as_ref().map_or("none", |c| real_family(c.as_raw_fd()));
+                *via.entry(path).or_default() += 1;
+                let good = match c.and_then(|c| digest_on(c, seed.wrapping_add(i), bytes)) {
+                    Ok(true) => true,
+                    Ok(false) => {
+                        eprintln!("cycle {i}: checksum mismatch");
+                        false
+                    }
+                    Err(e) => {
+                        eprintln!("cycle {i}: {e}");
+                        false
+                    }
+                };
+                ok += u64::from(good);
+                if paths {
+                    println!(
+                        "cycle={i} path={path} connect_ms={:.3} ok={}",
+                        took.as_secs_f64() * 1000.0,
+                        u8::from(good)
+                    );
                 }
             }
-            println!("cycles={count}");
+            println!("cycles={done}");
             println!("cycles_ok={ok}");
+            for (path, n) in &via {
+                println!("via_{path}={n}");
+            }
+            if done > 0 {
+                println!("connect_ms_mean={:.3}", connect_us as f64 / done as f64 / 1000.0);
+            }
             println!("seconds={:.3}", start.elapsed().as_secs_f64());
-            Ok(ok == count)
+            Ok(ok == done)
         }
+    }
+}
+
+/// The address family of socket `fd` as the kernel has it (a raw `getsockname` system
+/// call, which no `LD_PRELOAD` library sees), as a path name.
+fn real_family(fd: std::os::fd::RawFd) -> &'static str {
+    let mut buf = [0u8; 128];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: a buffer and its length for the kernel to fill.
+    let r = unsafe { libc::syscall(libc::SYS_getsockname, fd, buf.as_mut_ptr(), &mut len) };
+    if r != 0 || len < 2 {
+        return "unknown";
+    }
+    match libc::c_int::from(u16::from_ne_bytes([buf[0], buf[1]])) {
+        libc::AF_VSOCK => "vsock",
+        libc::AF_INET | libc::AF_INET6 => "tcp",
+        libc::AF_UNIX => "unix",
+        _ => "other",
     }
 }
 
