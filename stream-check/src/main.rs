@@ -611,7 +611,10 @@ fn run(cli: Cli) -> io::Result<bool> {
                 println!("via_{path}={n}");
             }
             if done > 0 {
-                println!("connect_ms_mean={:.3}", connect_us as f64 / done as f64 / 1000.0);
+                println!(
+                    "connect_ms_mean={:.3}",
+                    connect_us as f64 / done as f64 / 1000.0
+                );
             }
             println!("seconds={:.3}", start.elapsed().as_secs_f64());
             Ok(ok == done)
