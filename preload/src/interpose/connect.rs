@@ -244,13 +244,16 @@ fn attempt_vsock(v: &Own, t: Target, flags: FdFlags) -> Result<(), c_int> {
         tv_bytes,
     );
     sys::set_nonblock(v.0, true)?;
-    let result = wait_connected(v.0, t, budget.as_millis() as u64);
+    // A signal ends a blocking program's wait with EINTR, as it would end its TCP
+    // connect; a non-blocking program's connect does not wait for it.
+    let result = wait_connected(v.0, t, budget.as_millis() as u64, !flags.nonblock);
     let restored = sys::set_nonblock(v.0, flags.nonblock);
     result.and(restored)
 }
 
-/// The non-blocking vsock connect of `fd` to `t` and the wait for its outcome.
-fn wait_connected(fd: c_int, t: Target, budget_ms: u64) -> Result<(), c_int> {
+/// The non-blocking vsock connect of `fd` to `t` and the wait for its outcome
+/// (`interruptible`: a signal ends it with `EINTR`).
+fn wait_connected(fd: c_int, t: Target, budget_ms: u64, interruptible: bool) -> Result<(), c_int> {
     if sys::vm_call(fd, true, t.cid, t.port) == 0 {
         return Ok(());
     }
@@ -273,8 +276,12 @@ fn wait_connected(fd: c_int, t: Target, budget_ms: u64) -> Result<(), c_int> {
                     events: libc::POLLOUT,
                     revents: 0,
                 };
-                // SAFETY: one pollfd. EINTR: the loop waits out the rest of the budget.
-                ready = unsafe { libc::poll(&mut p, 1, ms) } > 0;
+                // SAFETY: one pollfd.
+                let n = unsafe { libc::poll(&mut p, 1, ms) };
+                if n < 0 && errno() == libc::EINTR && interruptible {
+                    return Err(libc::EINTR);
+                }
+                ready = n > 0;
             }
         }
     }
