@@ -196,6 +196,18 @@ fn mapped_destination_tries_vsock() {
     );
     has(&log, "no fallback (strict)");
     println!("    (this host: the vsock attempts failed with {e})");
+
+    // A signal during a blocking connect's vsock attempt: EINTR, as for TCP.
+    if e == "ETIMEDOUT" {
+        let env = [
+            ("YASMIN_PRELOAD_MAP", "127.0.0.3=5"),
+            ("YASMIN_PRELOAD_CONNECT_MS", "3000"),
+        ];
+        let (out, _) = run_child("eintr", &env);
+        assert_eq!(field(&out, "eintr"), "EINTR");
+        let ms: u64 = field(&out, "ms").parse().unwrap();
+        assert!(ms < 2000, "the signal did not end the wait: {ms} ms");
+    }
 }
 
 /// The children's vsock connect budget.
@@ -449,6 +461,8 @@ fn ename(e: c_int) -> &'static str {
         libc::ENOPROTOOPT => "ENOPROTOOPT",
         libc::EINVAL => "EINVAL",
         libc::EAGAIN => "EAGAIN",
+        libc::EINTR => "EINTR",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
         _ => "other",
     }
 }
@@ -658,6 +672,7 @@ fn child(scenario: &str) {
         "tcp" => child_tcp(),
         "vsock" => child_vsock(),
         "blocking" => child_blocking(false),
+        "eintr" => child_eintr(),
         "exec-listener" => child_exec_listener(),
         "exec-listener-after" => child_exec_listener_after(),
         "strict" => child_blocking(true),
@@ -1119,6 +1134,41 @@ fn child_exec_listener_after() {
     let have = fd_count() as i64 - 1;
     assert_eq!(have, expected, "descriptors after exec");
     println!("fds=ok");
+}
+
+extern "C" fn on_alarm(_: c_int) {}
+
+/// A blocking connect whose vsock attempt (to a CID nobody has, which times out) is
+/// interrupted by a signal after 200 ms.
+fn child_eintr() {
+    let (srv, port) = listener(libc::AF_INET, libc::SOCK_STREAM, [0; 4]);
+    echo_server(srv);
+    unsafe {
+        let mut sa: libc::sigaction = zeroed();
+        sa.sa_sigaction = on_alarm as usize;
+        assert_eq!(libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut()), 0);
+        let it = libc::itimerval {
+            it_interval: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+            it_value: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 200_000,
+            },
+        };
+        assert_eq!(
+            libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()),
+            0
+        );
+    }
+    let c = sock(libc::AF_INET, libc::SOCK_STREAM);
+    let t = Instant::now();
+    let r = connect4(c, [127, 0, 0, 3], port);
+    let ms = t.elapsed().as_millis();
+    assert_eq!(raw_family(c), libc::AF_INET);
+    println!("eintr={} ms={ms}", r.err().map_or("none", ename));
+    close(c);
 }
 
 /// Blocking connects with no fallback memory (`YASMIN_PRELOAD_FALLBACK_TTL_MS=0`), and in
