@@ -1145,7 +1145,7 @@ fn child_eintr() {
     echo_server(srv);
     unsafe {
         let mut sa: libc::sigaction = zeroed();
-        sa.sa_sigaction = on_alarm as usize;
+        sa.sa_sigaction = on_alarm as *const () as usize;
         assert_eq!(libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut()), 0);
         let it = libc::itimerval {
             it_interval: libc::timeval {
