@@ -418,6 +418,12 @@ impl<'a> Locked<'a> {
         self.peer_shutdown(bindings::SHUTDOWN_MASK);
     }
 
+    /// What the peer has shut down (RCV_SHUTDOWN / SEND_SHUTDOWN bits), as far as we know.
+    pub(crate) fn peer_shutdown_mask(&self) -> u32 {
+        // SAFETY: read under the socket lock.
+        unsafe { (*self.vsk()).peer_shutdown }
+    }
+
     /// The peer closed its ring and everything in it has been read: that is its SHUT_WR,
     /// even before its CLOSE message (slower, on the control channel) arrives.
     pub(crate) fn peer_done_writing(&mut self) {

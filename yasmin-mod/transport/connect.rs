@@ -301,6 +301,12 @@ fn for_sock(sk: &mut Locked<'_>, msg: Msg) {
                     reason: wire::RESET_LIMIT,
                     ..
                 } if sk.tcp_state() == bindings::TCP_SYN_SENT => sk.reset(bindings::ECONNREFUSED),
+                // An established connection the peer resets ends as virtio-vsock ends one
+                // on RST: what the peer wrote can still be read, then EOF; sends fail
+                // with EPIPE. (A connect still under way fails with ECONNRESET.)
+                Msg::Reset { .. } if sk.tcp_state() == bindings::TCP_ESTABLISHED => {
+                    sk.peer_closed()
+                }
                 Msg::Reset { .. } => sk.reset(bindings::ECONNRESET),
                 _ => sk.peer_closed(),
             }

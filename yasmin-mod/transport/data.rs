@@ -200,7 +200,18 @@ pub(super) fn send_pre_block(sk: &mut Locked<'_>) {
 
 /// SIOCOUTQ: bytes written and not yet read by the peer.
 pub(super) fn unsent(sk: &mut Locked<'_>) -> isize {
-    match sk.state().and_then(|s| s.tx.as_mut()) {
+    // Bytes the peer will never read (it released its socket, or shut down reading) are
+    // not waiting to be sent: SIOCOUTQ reads 0 and SO_LINGER does not wait for them, as
+    // with virtio once the peer is gone.
+    if sk.peer_shutdown_mask() & bindings::RCV_SHUTDOWN != 0 {
+        return 0;
+    }
+    let Some(st) = sk.state() else { return 0 };
+    if st.peer_closed {
+        return 0;
+    }
+    match st.tx.as_mut() {
+        Some(tx) if tx.prod.consumer_closed() => 0,
         Some(tx) => tx
             .prod
             .unsent()
