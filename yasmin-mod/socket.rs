@@ -323,6 +323,12 @@ impl<'a> Locked<'a> {
     }
 
     /// SO_VM_SOCKETS_BUFFER_SIZE.
+    /// Sets SO_VM_SOCKETS_BUFFER_SIZE as getsockopt reads it (the ring size in use).
+    pub(crate) fn set_buffer_size(&mut self, bytes: u64) {
+        // SAFETY: written under the socket lock, as af_vsock does.
+        unsafe { (*self.vsk()).buffer_size = bytes };
+    }
+
     pub(crate) fn buffer_size(&self) -> u64 {
         // SAFETY: as above.
         unsafe { (*self.vsk()).buffer_size }

@@ -7,7 +7,7 @@
 use super::{local_cid, ours, ring_pages_for, ring_pages_ok, sock_event};
 use crate::bindings;
 use crate::control::paths;
-use crate::control::wire::{self, ConnId, Msg, RingRef};
+use crate::control::wire::{self, ConnId, Msg, RingRef, PAGE_SIZE};
 use crate::limits;
 use crate::plane::{self, SockEvent};
 use crate::socket::{Locked, Sock};
@@ -129,11 +129,14 @@ pub(super) fn connect(sk: &mut Locked<'_>) -> c_int {
     let token = plane::next_token();
     let id = conn_id(ports(sk), token);
     let me = ARef::from(sk.sock());
+    let pages = ring_pages_within(peer, buf);
+    // SO_VM_SOCKETS_BUFFER_SIZE reads the ring size in use from now on.
+    sk.set_buffer_size(pages as u64 * PAGE_SIZE as u64);
     let Some(st) = sk.state() else {
         return EINVAL.to_errno();
     };
     st.set_peer(peer, token);
-    let tx = match TxRing::new(peer, ring_pages_within(peer, buf)) {
+    let tx = match TxRing::new(peer, pages) {
         Ok(t) => t,
         Err(e) => return e.to_errno(),
     };
@@ -402,6 +405,7 @@ fn child_rings(
 ) -> core::result::Result<Msg, u32> {
     let id = conn_id(ports(child), token);
     let pages = ring_pages_within(peer, child.buffer_size());
+    child.set_buffer_size(pages as u64 * PAGE_SIZE as u64);
     let cookie = child.sock().cookie();
     let st = child.state().ok_or(wire::RESET_NO_MEMORY)?;
     st.set_peer(peer, token);

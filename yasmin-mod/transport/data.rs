@@ -127,12 +127,12 @@ pub(super) fn has_space(sk: &mut Locked<'_>) -> i64 {
     }
 }
 
-/// The receive buffer size: the peer's ring once connected, else ours to be.
+/// The receive high-water mark af_vsock checks a read's low-water mark against
+/// (`ENOMEM` at or above it): our buffer size, the bound SO_RCVLOWAT is checked against
+/// too, as with virtio. The ring we read from is the peer's and may be smaller;
+/// `poll_in` never waits for more than it holds.
 pub(super) fn rcvhiwat(sk: &mut Locked<'_>) -> u64 {
-    match sk.state().and_then(|s| s.rx.as_ref()) {
-        Some(rx) => rx.cons.capacity() as u64,
-        None => sk.buffer_size(),
-    }
+    sk.buffer_size()
 }
 
 pub(super) fn is_active(sk: &mut Locked<'_>) -> bool {
@@ -144,7 +144,9 @@ pub(super) fn poll_in(sk: &mut Locked<'_>, target: usize) -> core::result::Resul
     let Some(rx) = sk.state().and_then(|s| s.rx.as_mut()) else {
         return Ok(false);
     };
-    let target = target.max(1);
+    // A low-water mark above the peer's ring (SO_RCVLOWAT may be up to our buffer size)
+    // could never be met: a full ring is ready.
+    let target = target.clamp(1, rx.cons.capacity().max(1));
     // Flag before index, as in `has_data`.
     let closed = rx.cons.producer_closed();
     let now = match rx.cons.readable() {

@@ -288,15 +288,24 @@ unsafe extern "C" fn notify_send_post_enqueue_nop(
     0
 }
 
-/// SO_VM_SOCKETS_BUFFER_SIZE: the ring is chosen at connect time from it, within bounds.
+/// SO_VM_SOCKETS_BUFFER_SIZE: the ring is chosen at connect time from it (a power of two
+/// of pages, within bounds), and getsockopt reads the ring size that will be (or, once
+/// connected, is) in use: a connection's ring cannot change size.
 ///
 /// # Safety
 ///
-/// `val` valid for reads and writes.
-unsafe extern "C" fn notify_buffer_size(_vsk: *mut vsock_sock, val: *mut u64) {
-    let max = MAX_RING_PAGES.load(Ordering::Relaxed) as u64 * PAGE_SIZE as u64;
+/// `vsk` live and locked, `val` valid for reads and writes.
+unsafe extern "C" fn notify_buffer_size(vsk: *mut vsock_sock, val: *mut u64) {
     // SAFETY: by the caller.
-    unsafe { *val = (*val).clamp(PAGE_SIZE as u64, max) };
+    let mut sk = unsafe { locked(vsk) };
+    let in_use = sk
+        .state()
+        .and_then(|s| s.tx.as_ref().map(|tx| tx.pages()))
+        .map(|pages| pages as u64 * PAGE_SIZE as u64);
+    // SAFETY: by the caller.
+    unsafe {
+        *val = in_use.unwrap_or_else(|| ring_pages_for(*val) as u64 * PAGE_SIZE as u64);
+    }
 }
 
 /// # Safety
