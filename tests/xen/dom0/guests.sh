@@ -91,3 +91,37 @@ destroy_and_time() {
         case_fail "$case" "$info"
     fi
 }
+
+# save_and_restore GUEST: for dom0.sh hooks: `xl save` GUEST (writes `saved` to the
+# scenario's shared directory once the old domain is gone), then `xl restore` it as a new
+# domain, which may use the shared directory; `restored` and `new-domid` are written,
+# and `ipmap-updated` once the watcher's IPv4 map names the new domid (GUEST's address
+# from its `self-ip` key). Cases: xl-save, old-domain-gone, xl-restore,
+# restored-has-new-domid, ipmap-follows-new-domid. Sets $new.
+save_and_restore() {
+    local g=$1 old img ip node t0
+    old=$(xl domid "$g")
+    img=/tmp/$g.save
+    ip=$(xenstore-read "/local/domain/$old/yasmin-test/self-ip")
+    node=/local/domain/0/data/yasmin-watch/ipmap/$(echo "$ip" | tr . -)
+    t0=$(date +%s%N)
+    check xl-save xl save "$g" "$img"
+    echo "# xl save took $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    check old-domain-gone sh -c "! xl domname $old >/dev/null 2>&1"
+    xenstore-write "$SHARED_XS/saved" 1
+    [ -z "${BEFORE_RESTORE:-}" ] || $BEFORE_RESTORE
+    t0=$(date +%s%N)
+    check xl-restore xl restore "$img"
+    echo "# xl restore took $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    rm -f "$img"
+    new=$(xl domid "$g")
+    check restored-has-new-domid test -n "$new" -a "$new" != "$old"
+    # The new domain may read and write the shared directory (nodes made before included).
+    xenstore-chmod -r "$SHARED_XS" n0 "b$GUEST1_DOMID" "b$new"
+    xenstore-write "$SHARED_XS/new-domid" "$new"
+    xenstore-write "$SHARED_XS/restored" 1
+    # The watcher's IPv4 map (what the preload library routes by) follows the new domid.
+    check ipmap-follows-new-domid retry 60 sh -c "[ \"\$(xenstore-read $node 2>/dev/null)\" = $new ]"
+    echo "# ipmap $ip -> $(xenstore-read "$node" 2>/dev/null)"
+    xenstore-write "$SHARED_XS/ipmap-updated" 1
+}

@@ -6,32 +6,12 @@
 . /yasmin/lib/guests.sh
 g2=$SCENARIO-guest2
 img=/tmp/$SCENARIO-guest2.save
-ip2=$(xenstore-read "/local/domain/$GUEST2_DOMID/yasmin-test/self-ip")
-ipnode=/local/domain/0/data/yasmin-watch/ipmap/$(echo "$ip2" | tr . -)
 wait_node() { for _ in $(seq "$2"); do xenstore-exists "$SHARED_XS/$1" && return 0; sleep 1; done; return 1; }
 check guest2-asks-for-save wait_node save-me 600
-t0=$(date +%s%N)
-check xl-save xl save "$g2" "$img"
-echo "# xl save took $(( ($(date +%s%N) - t0) / 1000000 )) ms"
-check old-domain-gone sh -c "! xl domname $GUEST2_DOMID >/dev/null 2>&1"
-xenstore-write "$SHARED_XS/saved" 1
 # Guest 1 checks that the old incarnation's connections were reset and everything they
 # held was released, before the new one exists.
-check guest1-checked-saved wait_node checked-saved 300
-t0=$(date +%s%N)
-check xl-restore xl restore "$img"
-echo "# xl restore took $(( ($(date +%s%N) - t0) / 1000000 )) ms"
-rm -f "$img"
-new=$(xl domid "$g2")
-check restored-has-new-domid test -n "$new" -a "$new" != "$GUEST2_DOMID"
-# The new domain may read and write the shared directory (nodes made before included).
-xenstore-chmod -r "$SHARED_XS" n0 "b$GUEST1_DOMID" "b$new"
-xenstore-write "$SHARED_XS/new-domid" "$new"
-xenstore-write "$SHARED_XS/restored" 1
-# The watcher's IPv4 map (what the preload library routes by) follows the new domid.
-check ipmap-follows-new-domid retry 30 sh -c "[ \"\$(xenstore-read $ipnode 2>/dev/null)\" = $new ]"
-echo "# ipmap $ip2 -> $(xenstore-read "$ipnode" 2>/dev/null)"
-xenstore-write "$SHARED_XS/ipmap-updated" 1
+checked_saved() { check guest1-checked-saved wait_node checked-saved 300; }
+BEFORE_RESTORE=checked_saved save_and_restore "$g2"
 
 # A checkpoint (`xl save -c`): the guest is suspended, saved, and resumes as the same
 # domain, i.e. a cancelled suspend on the guest's side. (Live migration of PV guests,
