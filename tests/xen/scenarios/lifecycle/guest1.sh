@@ -23,9 +23,12 @@ peer_moved restored-serving
 # it to the new CID, over YASMIN, to guest 2's preloaded listener from before the save.
 check ipmap-updated xs_wait ipmap-updated 120
 head -c 200000 /dev/urandom > /tmp/pre.in
-LD_PRELOAD=/yasmin/lib/libyasmin_preload.so YASMIN_PRELOAD_LOG=1 timeout 60 socat -t 5 - "TCP:$PEER_IP:7004" < /tmp/pre.in > /tmp/pre.out 2> /tmp/pre.err
+# (-t: how long socat waits for the echo once its input ended; it exits as soon as the
+# server closes. A CI run once got a short echo with -t 5 on a slow machine.)
+LD_PRELOAD=/yasmin/lib/libyasmin_preload.so YASMIN_PRELOAD_LOG=1 timeout 100 socat -t 60 - "TCP:$PEER_IP:7004" < /tmp/pre.in > /tmp/pre.out 2> /tmp/pre.err
 check preloaded-tcp-after-restore test $? = 0
 sed 's/^/# preload: /' /tmp/pre.err | head -3
+echo "# echo: $(wc -c < /tmp/pre.out) of 200000 bytes back; $(cmp /tmp/pre.in /tmp/pre.out 2>&1 | head -1)"
 check preloaded-tcp-echo-intact cmp -s /tmp/pre.in /tmp/pre.out
 check preloaded-tcp-went-to-new-cid grep -q "vsock CID $new_cid port" /tmp/pre.err
 check old-cid-refused sh -c "! timeout 30 yasmin-stream-check latency --connect vsock:$old_cid:7002 --count 1 --max-ms 30000"

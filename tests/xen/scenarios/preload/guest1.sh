@@ -44,8 +44,8 @@ check unmapped-stayed-tcp grep -q 'tcp (not co-located)' /tmp/unmapped.err
 check barrier-servers-up barrier servers-up 120
 y0=$(yasmin_bytes)
 ( head -c 200000 /dev/urandom > /tmp/echo.in
-  LD_PRELOAD=$PRELOAD YASMIN_PRELOAD_LOG=1 timeout 60 socat -t 5 - TCP:$PEER_IP:5300 < /tmp/echo.in > /tmp/echo-y.out 2>/tmp/echo-y.err; echo $? > /tmp/echo-y.rc ) &
-( sleep 0.2; timeout 60 socat -t 5 - TCP:$PEER_IP:5300 < /tmp/echo.in > /tmp/echo-t.out 2>/tmp/echo-t.err; echo $? > /tmp/echo-t.rc ) &
+  LD_PRELOAD=$PRELOAD YASMIN_PRELOAD_LOG=1 timeout 100 socat -t 60 - TCP:$PEER_IP:5300 < /tmp/echo.in > /tmp/echo-y.out 2>/tmp/echo-y.err; echo $? > /tmp/echo-y.rc ) &
+( sleep 0.2; timeout 100 socat -t 60 - TCP:$PEER_IP:5300 < /tmp/echo.in > /tmp/echo-t.out 2>/tmp/echo-t.err; echo $? > /tmp/echo-t.rc ) &
 wait
 sed 's/^/# echo yasmin client: /' /tmp/echo-y.err
 check echo-over-yasmin-intact sh -c "[ \"\$(cat /tmp/echo-y.rc)\" = 0 ] && cmp -s /tmp/echo.in /tmp/echo-y.out"
