@@ -142,6 +142,15 @@ enum Cmd {
         #[arg(long)]
         connect: Option<String>,
     },
+    /// The peer of the connected socket on descriptor `--fd` as this program sees it
+    /// (`getpeername`, which an `LD_PRELOAD` library may answer) and the family the kernel
+    /// has (a raw system call): one line, `peer=FAMILY:ADDRESS:PORT real=FAMILY`, written
+    /// to that same socket (an inetd-style program started with the connection as its
+    /// standard input and output) and to stderr.
+    PeerName {
+        #[arg(long, default_value_t = 0)]
+        fd: i32,
+    },
     /// `--count` connections one after the other, each sending `--bytes`.
     ///
     /// Under the preload library (a dynamic build) this is the unmodified TCP program
@@ -502,6 +511,13 @@ fn run(cli: Cli) -> io::Result<bool> {
             drop(open);
             Ok(all)
         }
+        Cmd::PeerName { fd } => {
+            let line = format!("peer={} real={}\n", shown_peer(fd), real_family(fd));
+            eprint!("{line}");
+            // SAFETY: writing a buffer of its length to a descriptor we were given.
+            let n = unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
+            Ok(n == line.len() as isize)
+        }
         Cmd::LocalCid { listen, connect } => {
             println!("ioctl_cid={}", vsock::get_local_cid()?);
             if let Some(l) = listen {
@@ -619,6 +635,39 @@ fn run(cli: Cli) -> io::Result<bool> {
             println!("seconds={:.3}", start.elapsed().as_secs_f64());
             Ok(ok == done)
         }
+    }
+}
+
+/// `getpeername` of `fd` through libc (so through any `LD_PRELOAD` library), as
+/// `inet:A.B.C.D:PORT`, `vsock:CID:PORT` or the errno.
+fn shown_peer(fd: std::os::fd::RawFd) -> String {
+    // SAFETY: sockaddr_storage is plain data.
+    let mut sa: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: a buffer and its length for getpeername to fill.
+    let r = unsafe {
+        libc::getpeername(
+            fd,
+            (&mut sa as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return format!("error:{}", io::Error::last_os_error());
+    }
+    match libc::c_int::from(sa.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel (or the library) wrote a sockaddr_in.
+            let a = unsafe { *(&sa as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            format!("inet:{ip}:{}", u16::from_be(a.sin_port))
+        }
+        libc::AF_VSOCK => {
+            // SAFETY: a sockaddr_vm.
+            let a = unsafe { *(&sa as *const libc::sockaddr_storage).cast::<libc::sockaddr_vm>() };
+            format!("vsock:{}:{}", a.svm_cid, a.svm_port)
+        }
+        f => format!("family{f}"),
     }
 }
 

@@ -36,6 +36,15 @@ echo "YASMIN-INFO preload-fallback: first connection to the peer: $(sed -n 's/^c
 grep '^yasmin-preload: connect' /tmp/first.err | sed 's/^/# first: /'
 check pair-up pair_up "$PEER_DOMID" 120
 
+# A connection handed to a program the preloaded server execs (inetd-style): over vsock,
+# and the exec'd program, whose library adopts the connection, still sees a TCP peer:
+# our address.
+pre timeout 60 socat -t 30 - "TCP:$PEER_IP:7103" < /dev/null > /tmp/exec.out 2> /tmp/exec.err
+check exec-server-answered test $? = 0
+echo "# inetd-style server says: $(cat /tmp/exec.out)"
+check exec-server-on-vsock grep -q "real=vsock" /tmp/exec.out
+check exec-server-sees-tcp-peer grep -q "^peer=inet:$SELF_IP:" /tmp/exec.out
+
 # 1. A plain TCP server (not preloaded): the vsock attempt is refused (ECONNRESET, as
 # virtio-vsock answers a connect to a port nobody listens on), the connection goes over
 # TCP, and the next ones go straight to TCP (remembered).

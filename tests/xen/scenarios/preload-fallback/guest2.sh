@@ -10,6 +10,10 @@ yasmin-stream-check serve --listen tcp:0.0.0.0:7101 --connections 1000000 > /tmp
 plain=$!
 LD_PRELOAD=$PRELOAD YASMIN_PRELOAD_LOG=1 $DYN serve --listen tcp:0.0.0.0:7102 --connections 1000000 > /tmp/dual.log 2>&1 &
 dual=$!
+# An inetd-style server: the preloaded socat execs a program with the connection as its
+# standard input and output; that program reports the peer it sees (see guest 1).
+LD_PRELOAD=$PRELOAD YASMIN_PRELOAD_LOG=1 socat TCP-LISTEN:7103,reuseaddr,fork EXEC:"$DYN peer-name",nofork > /tmp/exec.log 2>&1 &
+execsrv=$!
 sleep 2
 check preloaded-server-listens-on-both grep -q 'listen 0.0.0.0:7102 -> tcp + vsock port 7102' /tmp/dual.log
 check barrier-serving barrier serving 120
@@ -33,7 +37,9 @@ echo "# domid $SELF_DOMID -> $(yasmin-xs domid)"
 check barrier-done barrier done 600
 sed 's/^/# preloaded server: /' /tmp/dual.log | grep -v '^# preloaded server: yasmin-preload: accept' | head -10
 check preloaded-server-accepted-vsock grep -q 'accept vsock' /tmp/dual.log
-kill $plain $dual; wait $plain $dual 2>/dev/null
+sed 's/^/# inetd-style: /' /tmp/exec.log | grep -v 'listen\|map from' | head -4
+check exec-adopted-connection grep -q 'inherited connection on fd 0: vsock CID' /tmp/exec.log
+kill $plain $dual $execsrv; wait $plain $dual $execsrv 2>/dev/null
 check no-connection-left retry 30 stat_is connections_live = 0
 check module-unloaded retry 10 rmmod yasmin
 check no-irqs-after-unload irqs_are 0
