@@ -176,6 +176,14 @@ void yasmin_sk_wake(struct sock *sk)
 	sk->sk_write_space(sk);
 }
 
+/* SO_LINGER's time for a close() by a process (sock_flag is an inline; 0: no wait). */
+unsigned int yasmin_sock_linger_ms(struct sock *sk)
+{
+	if (!sock_flag(sk, SOCK_LINGER) || !sk->sk_socket || (current->flags & PF_EXITING))
+		return 0;
+	return jiffies_to_msecs(sk->sk_lingertime);
+}
+
 static void yasmin_ctl_workfn(struct work_struct *work)
 {
 	yasmin_control_work();

@@ -20,6 +20,7 @@
 #include <net/af_vsock.h>
 #include <net/sock.h>
 #include <net/tcp_states.h>
+#include <linux/delay.h>
 
 /* Module parameters (read-only after load; see yasmin_main.rs for bounds). */
 extern unsigned int yasmin_param_ring_pages;
@@ -68,6 +69,7 @@ void yasmin_sock_put(struct sock *sk);
 bool yasmin_sk_acceptq_is_full(struct sock *sk);
 void yasmin_sk_acceptq_added(struct sock *sk);
 void yasmin_sk_wake(struct sock *sk);
+unsigned int yasmin_sock_linger_ms(struct sock *sk);
 
 /*
  * The control-plane work item (DECLARE_DELAYED_WORK is a macro): every run calls

@@ -323,6 +323,26 @@ impl<'a> Locked<'a> {
     }
 
     /// SO_VM_SOCKETS_BUFFER_SIZE.
+    /// SO_LINGER's time in milliseconds for a close() by a process (0: close at once).
+    pub(crate) fn linger_ms(&self) -> u32 {
+        // SAFETY: a locked socket; reads its flags and linger time.
+        unsafe { bindings::yasmin_sock_linger_ms(self.sk()) }
+    }
+
+    /// Sleeps `ms` milliseconds with the socket unlocked (others may use it meanwhile,
+    /// as with `sk_wait_event`), then locks it again. `false`: a signal cut it short.
+    pub(crate) fn sleep_unlocked(&mut self, ms: u32) -> bool {
+        // SAFETY: the lock is ours (af_vsock's, held for this callback) and is taken back
+        // before returning, at the depth of a socket a process releases (af_vsock takes
+        // it so, and only such sockets linger).
+        unsafe {
+            bindings::release_sock(self.sk());
+            let left = bindings::msleep_interruptible(ms);
+            bindings::lock_sock_nested(self.sk(), 0);
+            left == 0
+        }
+    }
+
     /// Sets SO_VM_SOCKETS_BUFFER_SIZE as getsockopt reads it (the ring size in use).
     pub(crate) fn set_buffer_size(&mut self, bytes: u64) {
         // SAFETY: written under the socket lock, as af_vsock does.

@@ -31,6 +31,10 @@ use yasmin_endpoint::{errno_of, Addr, Conn, Listener, SockOpts};
 
 const MODE_DUPLEX: u8 = 1;
 const MODE_DIGEST: u8 = 2;
+/// Read after a pause: the header's seed field gives the pause in milliseconds; the
+/// stream itself is that of seed 0. The server logs what it received (the client has
+/// closed by then, so the digest goes nowhere).
+const MODE_LATE: u8 = 3;
 /// Largest single read or write the random sizes pick.
 const MAX_IO: usize = 256 * 1024;
 /// Connect timeout for vsock: the kernel's default is 2 s, which many connections set up
@@ -141,6 +145,21 @@ enum Cmd {
         /// `vsock:CID:PORT` of a `local-cid --listen` to connect to.
         #[arg(long)]
         connect: Option<String>,
+    },
+    /// SO_LINGER: connects to a `serve` that starts reading only after `--server-delay-ms`,
+    /// sets SO_LINGER on with `--linger-ms` (rounded up to whole seconds, the option's
+    /// unit), sends `--bytes` (they must fit the buffers, so that only close() waits),
+    /// closes, and prints `close_ms=` (how long close() blocked). The server logs whether
+    /// every byte still arrived.
+    Linger {
+        #[arg(long)]
+        connect: String,
+        #[arg(long, default_value_t = 65536)]
+        bytes: u64,
+        #[arg(long)]
+        linger_ms: u64,
+        #[arg(long)]
+        server_delay_ms: u64,
     },
     /// The peer of the connected socket on descriptor `--fd` as this program sees it
     /// (`getpeername`, which an `LD_PRELOAD` library may answer) and the family the kernel
@@ -349,6 +368,17 @@ fn serve_one(mut c: Conn) -> io::Result<()> {
             c.write_all(&sum)?;
             Ok(())
         }
+        MODE_LATE => {
+            thread::sleep(Duration::from_millis(seed.min(600_000)));
+            let mut sizes = SmallRng::seed_from_u64(0x77);
+            // Every byte is checked against the stream as it arrives.
+            let (n, _) = recv_stream(&mut c, Some(0), &mut sizes)?;
+            eprintln!(
+                "late read after {seed} ms: {n} of {len} bytes, intact={}",
+                n == len
+            );
+            Ok(())
+        }
         m => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("unknown mode {m}"),
@@ -510,6 +540,38 @@ fn run(cli: Cli) -> io::Result<bool> {
             let all = no_check || works == open.len();
             drop(open);
             Ok(all)
+        }
+        Cmd::Linger {
+            connect,
+            bytes,
+            linger_ms,
+            server_delay_ms,
+        } => {
+            let mut c = connect_to(&Addr::parse(&connect)?)?;
+            let lg = libc::linger {
+                l_onoff: 1,
+                l_linger: linger_ms.div_ceil(1000) as libc::c_int,
+            };
+            // SAFETY: a linger struct and its size.
+            let r = unsafe {
+                libc::setsockopt(
+                    c.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&lg as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                )
+            };
+            if r != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            request(&mut c, MODE_LATE, server_delay_ms, bytes)?;
+            let mut sizes = SmallRng::seed_from_u64(0x55);
+            send_stream(&mut c, 0, bytes, &mut sizes)?;
+            let t = Instant::now();
+            drop(c);
+            println!("close_ms={}", t.elapsed().as_millis());
+            Ok(true)
         }
         Cmd::PeerName { fd } => {
             let line = format!("peer={} real={}\n", shown_peer(fd), real_family(fd));

@@ -204,6 +204,7 @@ pub(super) fn release(sk: &mut Locked<'_>) {
         hold(sk);
         return;
     }
+    linger(sk);
     if sk.state().is_some_and(|s| s.broken) {
         // Failed where nothing could sleep: RESET instead of CLOSE, and no lingering.
         abort(sk, wire::RESET_PROTOCOL);
@@ -239,6 +240,22 @@ pub(super) fn release(sk: &mut Locked<'_>) {
         }
     }
     sk.remove_from_tables();
+}
+
+/// SO_LINGER: close() waits, up to the linger time, until the peer has read what we
+/// sent, or is gone or stopped reading, as virtio's close waits for its peer. (Without
+/// it close() returns at once, and the unread bytes stay readable for the peer: our ring
+/// lingers in the plane.) A signal ends the wait.
+fn linger(sk: &mut Locked<'_>) {
+    const STEP_MS: u32 = 20;
+    let mut left = sk.linger_ms();
+    while left > 0 && sk.state().is_some_and(|s| s.registered) && super::data::unsent(sk) > 0 {
+        let step = left.min(STEP_MS);
+        if !sk.sleep_unlocked(step) {
+            return;
+        }
+        left -= step;
+    }
 }
 
 /// Test build, `hold` on: the socket goes, but its rings stay (ours granted, the peer's

@@ -50,6 +50,23 @@ check bad-buffers-yasmin sh -c "timeout 60 yasmin-stream-check bad-buffers --con
 sed 's/^/# yasmin: /' /tmp/bb.log
 check still-responsive-after-bad-buffers timeout 60 yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 1048576 --seed 25
 
+# SO_LINGER: close() waits until the peer has read what was sent (it starts reading after
+# 700 ms), or for the linger time at most (the peer waits 3 s, linger 1 s); every byte
+# still arrives. Over loopback (virtio, the reference) and over YASMIN.
+linger_case() { # NAME TARGET SERVER_DELAY_MS LINGER_MS MIN_MS MAX_MS
+    timeout 60 yasmin-stream-check linger --connect "$2" --server-delay-ms "$3" --linger-ms "$4" > /tmp/lg.out 2>&1
+    ms=$(sed -n 's/^close_ms=//p' /tmp/lg.out)
+    echo "# $1: close() took ${ms:-?} ms (the server reads after $3 ms, linger $4 ms)"
+    check "$1" test -n "$ms" -a "${ms:-0}" -ge "$5" -a "${ms:-0}" -le "$6"
+}
+linger_case linger-waits-for-reader-loopback vsock:1:7302 700 3000 500 2900
+linger_case linger-times-out-loopback vsock:1:7302 3000 1000 800 2900
+linger_case linger-waits-for-reader-yasmin "vsock:$p:6202" 700 3000 500 2900
+linger_case linger-times-out-yasmin "vsock:$p:6202" 3000 1000 800 2900
+check linger-late-reads-intact-loopback retry 10 sh -c "[ \$(grep -c 'intact=true' /tmp/s7302.log) -ge 2 ]"
+grep 'late read' /tmp/s7302.log | sed 's/^/# loopback server: /'
+check barrier-linger-done barrier linger-done 120
+
 # rmmod while a connection is open and moving data.
 run_bg busy yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 134217728 --seed 23
 sleep 3

@@ -25,4 +25,9 @@ sed 's/^/# 6200: /' /tmp/s6200.log | head -5
 # virtio-vsock connection ends on RST, what guest 1 wrote readable, then EOF and EPIPE.
 check victim-connection-ended-here retry 30 sh -c "grep -Eq 'os error (32|104)|short stream' /tmp/s6201.log"
 dmesg | grep yasmin | tail -5 | sed 's/^/# /'
+# Guest 1's SO_LINGER cases sent to our port 6202 and closed before we read: every byte
+# still arrived (our late reads).
+check barrier-linger-done barrier linger-done 600
+check linger-late-reads-intact retry 10 sh -c "[ \$(grep -c 'intact=true' /tmp/s6202.log) -ge 2 ]"
+grep 'late read' /tmp/s6202.log | sed 's/^/# 6202: /'
 sleep 600   # dom0.sh destroys this guest during the last transfer
