@@ -300,6 +300,34 @@ pub(super) fn apply(ev: SockEvent) {
 /// ACCEPT, RESET, SHUTDOWN or CLOSE for a socket of ours.
 fn for_sock(sk: &mut Locked<'_>, msg: Msg) {
     let Some(st) = sk.state() else { return };
+    let token = match msg {
+        Msg::Accept { id, .. } | Msg::Reset { id, .. } | Msg::Close { id } => id.token,
+        Msg::Shutdown { id, .. } => id.token,
+        _ => return,
+    };
+    if token != st.token {
+        // For an earlier attempt of a connect retried on this socket (af_vsock keeps the
+        // socket across a connect that timed out or was interrupted), queued before that
+        // attempt was given up. It is over and must not touch this one: a stale RESET or
+        // CLOSE would end the new connection, a stale ACCEPT would give it the wrong ring.
+        let peer = st.peer;
+        plane::with(|p| {
+            // The peer released that attempt's child: a ring we kept for it can go.
+            p.peer_released(peer, token);
+            if let Msg::Accept { id, .. } = msg {
+                // Its child waits for us: it goes (the answer a late ACCEPT gets).
+                let reason = wire::RESET_CANCELLED;
+                p.send_sock(
+                    peer,
+                    Msg::Reset {
+                        id: id.reversed(),
+                        reason,
+                    },
+                );
+            }
+        });
+        return;
+    }
     if !st.registered {
         // Released or reset meanwhile. A CLOSE or RESET that raced with our release is
         // the peer's release: the ring we kept for it can go (the plane, which found the
