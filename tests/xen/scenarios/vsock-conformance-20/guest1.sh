@@ -1,4 +1,4 @@
-# Scenario vsock-conformance-20 (not part of `make test`: about 25 minutes): vsock_test
+# Scenario vsock-conformance-20 (not part of `make test`: about 6 minutes): vsock_test
 # run in full 20 times in a row between the same two guests, then vsock_diag_test and the
 # 20 shutdown rounds of `vsock-conformance`. Guest 1: the client side.
 . /yasmin/lib/case.sh
