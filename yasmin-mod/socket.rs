@@ -322,7 +322,6 @@ impl<'a> Locked<'a> {
         unsafe { (*self.vsk()).remote_addr.svm_cid }
     }
 
-    /// SO_VM_SOCKETS_BUFFER_SIZE.
     /// SO_LINGER's time in milliseconds for a close() by a process (0: close at once).
     pub(crate) fn linger_ms(&self) -> u32 {
         // SAFETY: a locked socket; reads its flags and linger time.
@@ -349,8 +348,9 @@ impl<'a> Locked<'a> {
         unsafe { (*self.vsk()).buffer_size = bytes };
     }
 
+    /// SO_VM_SOCKETS_BUFFER_SIZE.
     pub(crate) fn buffer_size(&self) -> u64 {
-        // SAFETY: as above.
+        // SAFETY: read under the socket lock.
         unsafe { (*self.vsk()).buffer_size }
     }
 

@@ -455,43 +455,60 @@ impl Plane {
                     self.defer(SockEvent::ForSock { sk, msg: *m });
                     return;
                 }
-                // Unknown connection: a late message after a reset, or junk.
-                if let Msg::Close { id } | Msg::Reset { id, .. } = m {
-                    // The peer released: a ring we kept for it can go.
-                    self.conns.end_linger(peer, Some(id.token));
-                    // A CONNECT of this run not set up yet (a connect the peer gave up
-                    // on at once): it is withdrawn, or its child would be accepted
-                    // after the peer's RESET and wait for a peer that left.
-                    if let Some(k) = self.pending_incoming(peer, id.token) {
-                        self.deferred[k] = SockEvent::Withdrawn;
-                    }
-                }
-                if let Msg::Accept { id, .. } = m {
-                    // Our CONNECT's ring, kept for this answer, can go.
-                    self.conns.end_linger(peer, Some(id.token));
-                    // A RESET back either way, so the peer's child does not wait for us.
-                    // For a token we issued, it is the late answer to a connect we gave
-                    // up on or released (the peer may have set the child up before our
-                    // RESET or CLOSE reached it): not misbehaviour, as a local program
-                    // cancelling connects must not get an honest peer's channel reset.
-                    let late = issued(id.token);
-                    let reason = if late {
-                        wire::RESET_CANCELLED
-                    } else {
-                        wire::RESET_PROTOCOL
-                    };
-                    self.send(
-                        i,
-                        Msg::Reset {
-                            id: id.reversed(),
-                            reason,
-                        },
-                    );
-                    if !late {
-                        self.strike(i);
-                    }
-                }
+                self.unknown_conn(i, m);
             }
+        }
+    }
+
+    /// A message for a connection of pair `i` that we do not have (any more): a late
+    /// message after a reset or a given-up connect attempt, or junk.
+    fn unknown_conn(&mut self, i: usize, m: &Msg) {
+        let peer = self.peers[i].pair.peer();
+        if let Msg::Close { id } | Msg::Reset { id, .. } = m {
+            // The peer released: a ring we kept for it can go.
+            self.conns.end_linger(peer, Some(id.token));
+            // A CONNECT of this run not set up yet (a connect the peer gave up
+            // on at once): it is withdrawn, or its child would be accepted
+            // after the peer's RESET and wait for a peer that left.
+            if let Some(k) = self.pending_incoming(peer, id.token) {
+                self.deferred[k] = SockEvent::Withdrawn;
+            }
+        }
+        if let Msg::Accept { id, .. } = m {
+            // Our CONNECT's ring, kept for this answer, can go.
+            self.conns.end_linger(peer, Some(id.token));
+            // A RESET back either way, so the peer's child does not wait for us.
+            // For a token we issued, it is the late answer to a connect we gave
+            // up on or released (the peer may have set the child up before our
+            // RESET or CLOSE reached it): not misbehaviour, as a local program
+            // cancelling connects must not get an honest peer's channel reset.
+            let late = issued(id.token);
+            let reason = if late {
+                wire::RESET_CANCELLED
+            } else {
+                wire::RESET_PROTOCOL
+            };
+            self.send(
+                i,
+                Msg::Reset {
+                    id: id.reversed(),
+                    reason,
+                },
+            );
+            if !late {
+                self.strike(i);
+            }
+        }
+    }
+
+    /// A message the transport found addressed to an earlier connect attempt of one of
+    /// its sockets (a connect retried on the same socket): handled as for a connection
+    /// we do not have.
+    pub(crate) fn stale_msg(&mut self, peer: u16, token: u64, m: &Msg) {
+        match self.find(peer) {
+            Some(i) if self.peers[i].pair.is_connected() => self.unknown_conn(i, m),
+            // No channel to answer on: only a ring we kept for that attempt can go.
+            _ => self.conns.end_linger(peer, Some(token)),
         }
     }
 

@@ -310,22 +310,10 @@ fn for_sock(sk: &mut Locked<'_>, msg: Msg) {
         // socket across a connect that timed out or was interrupted), queued before that
         // attempt was given up. It is over and must not touch this one: a stale RESET or
         // CLOSE would end the new connection, a stale ACCEPT would give it the wrong ring.
+        // Its ring goes, and a late ACCEPT's child is reset (cancelled), as for any
+        // message for a connection we no longer have.
         let peer = st.peer;
-        plane::with(|p| {
-            // The peer released that attempt's child: a ring we kept for it can go.
-            p.peer_released(peer, token);
-            if let Msg::Accept { id, .. } = msg {
-                // Its child waits for us: it goes (the answer a late ACCEPT gets).
-                let reason = wire::RESET_CANCELLED;
-                p.send_sock(
-                    peer,
-                    Msg::Reset {
-                        id: id.reversed(),
-                        reason,
-                    },
-                );
-            }
-        });
+        plane::with(|p| p.stale_msg(peer, token, &msg));
         return;
     }
     if !st.registered {
