@@ -29,7 +29,9 @@ macro_rules! export {
         #[no_mangle]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> c_int {
             guard(
+                // SAFETY: the caller's arguments, with the contract of the libc function.
                 || unsafe { $call },
+                // SAFETY: as above.
                 || unsafe { (real().$name)($($arg),*) },
             )
         }
@@ -68,7 +70,9 @@ export! {
 #[no_mangle]
 pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     guard(
+        // SAFETY: the caller's arguments, as fcntl(2) takes them (see above).
         || unsafe { ip::fcntl(false, fd, cmd, arg) },
+        // SAFETY: as above.
         || unsafe { crate::real::fcntl(false, fd, cmd, arg) },
     )
 }
@@ -76,7 +80,9 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     guard(
+        // SAFETY: the caller's arguments, as fcntl(2) takes them (see above).
         || unsafe { ip::fcntl(true, fd, cmd, arg) },
+        // SAFETY: as above.
         || unsafe { crate::real::fcntl(true, fd, cmd, arg) },
     )
 }
