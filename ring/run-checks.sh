@@ -44,7 +44,9 @@ else
 fi
 
 if [ -n "${RING_FUZZ_SECS:-}" ]; then
-    step "cargo-fuzz hostile target for ${RING_FUZZ_SECS}s"
-    (cd "$RING/fuzz" && cargo +nightly fuzz run hostile -- -max_total_time="$RING_FUZZ_SECS" -max_len=4096)
+    for target in hostile record; do
+        step "cargo-fuzz $target target for ${RING_FUZZ_SECS}s"
+        (cd "$RING/fuzz" && cargo +nightly fuzz run "$target" -- -max_total_time="$RING_FUZZ_SECS" -max_len=4096)
+    done
 fi
 echo "ring-checks: all passed"

@@ -406,3 +406,14 @@ void yasmin_debugfs_exit(void)
 	debugfs_remove(yasmin_dbg_dir);
 	yasmin_dbg_dir = NULL;
 }
+
+/* The socket type (sk_type): SOCK_SEQPACKET sockets carry records, SOCK_STREAM bytes. */
+bool yasmin_sock_is_seqpacket(struct sock *sk)
+{
+	return sk->sk_type == SOCK_SEQPACKET;
+}
+
+size_t yasmin_msg_data_left(struct msghdr *msg)
+{
+	return msg_data_left(msg);
+}

@@ -70,6 +70,9 @@ bool yasmin_sk_acceptq_is_full(struct sock *sk);
 void yasmin_sk_acceptq_added(struct sock *sk);
 void yasmin_sk_wake(struct sock *sk);
 unsigned int yasmin_sock_linger_ms(struct sock *sk);
+bool yasmin_sock_is_seqpacket(struct sock *sk);
+/* msg_data_left() is an inline: the room left in a receive (or data left in a send). */
+size_t yasmin_msg_data_left(struct msghdr *msg);
 
 /*
  * The control-plane work item (DECLARE_DELAYED_WORK is a macro): every run calls

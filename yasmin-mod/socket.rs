@@ -48,6 +48,10 @@ pub(crate) struct SockState {
     pub(crate) evt: Option<EventChannel>,
     pub(crate) tx: Option<TxRing>,
     pub(crate) rx: Option<RxRing>,
+    /// SOCK_SEQPACKET: free bytes the record a sender waits to write needs (0: none
+    /// waiting). Until then the ring has no space for it (`stream_has_space` is 0), or
+    /// af_vsock's send loop would spin on a ring with room for less than the record.
+    pub(crate) record_need: usize,
 }
 
 impl SockState {
@@ -64,6 +68,7 @@ impl SockState {
             evt: None,
             tx: None,
             rx: None,
+            record_need: 0,
         }
     }
 
@@ -262,6 +267,12 @@ impl<'a> Locked<'a> {
 
     fn sk(&self) -> *mut sock {
         self.sock.sk()
+    }
+
+    /// A SOCK_SEQPACKET socket (records), else SOCK_STREAM (bytes).
+    pub(crate) fn is_seqpacket(&self) -> bool {
+        // SAFETY: a live socket (we hold its lock); `sk_type` is set at creation.
+        unsafe { bindings::yasmin_sock_is_seqpacket(self.sk()) }
     }
 
     /// YASMIN's state of this socket (none before init or after destruct).
@@ -542,6 +553,7 @@ pub(crate) fn uses_transport(sock: &Sock, t: *const vsock_transport) -> bool {
 
 /// The user's buffer of one send or receive (`msg->msg_iter`).
 pub(crate) struct MsgIter<'a> {
+    msg: *mut msghdr,
     iter: *mut bindings::iov_iter,
     _call: PhantomData<&'a mut msghdr>,
 }
@@ -552,10 +564,29 @@ impl<'a> MsgIter<'a> {
     /// `msg` is the message header af_vsock passed to this call, valid for `'a`.
     pub(crate) unsafe fn new(msg: *mut msghdr) -> Self {
         MsgIter {
+            msg,
             // SAFETY: by the caller, `msg` is valid.
             iter: unsafe { core::ptr::addr_of_mut!((*msg).msg_iter) },
             _call: PhantomData,
         }
+    }
+
+    /// Bytes left in the user's buffer.
+    pub(crate) fn data_left(&self) -> usize {
+        // SAFETY: `msg` is valid for the call (`new`).
+        unsafe { bindings::yasmin_msg_data_left(self.msg) }
+    }
+
+    /// The sender asked for `MSG_EOR` (SOCK_SEQPACKET).
+    pub(crate) fn eor(&self) -> bool {
+        // SAFETY: `msg` is valid for the call; a plain read of the caller's flags.
+        unsafe { (*self.msg).msg_flags & bindings::MSG_EOR != 0 }
+    }
+
+    /// Tells the receiver its record ended with `MSG_EOR`.
+    pub(crate) fn set_eor(&mut self) {
+        // SAFETY: `msg` is valid for the call; af_vsock returns `msg_flags` to the user.
+        unsafe { (*self.msg).msg_flags |= bindings::MSG_EOR };
     }
 
     /// The copier for `ring::Consumer::read` / `peek`: ring segment -> user memory.

@@ -47,6 +47,9 @@ mod limits;
 mod plane;
 #[cfg(yasmin_test)]
 mod profile;
+#[path = "../ring/src/record.rs"]
+#[allow(dead_code, unreachable_pub)] // Shared with userspace; the module uses part of it.
+mod record;
 #[path = "../ring/src/ring.rs"]
 #[allow(dead_code, unreachable_pub)] // The transport uses only part of the ring API.
 mod ring;

@@ -504,17 +504,41 @@ impl Producer {
         if done == 0 {
             return Ok(Transfer::default());
         }
-        // `done <= n <= size <= 2^31`, so it fits in u32.
+        Ok(self.publish(done))
+    }
+
+    /// Writes exactly `len` bytes or nothing: `Ok(None)` when fewer than `len` bytes are
+    /// free, or when `copy_in` copied fewer than it was asked for (nothing is published,
+    /// so the consumer never sees part of it). Same callback contract as [`Producer::write`].
+    /// For framed records (`record.rs`), whose parts must appear together.
+    pub fn write_exact<F>(&mut self, len: usize, copy_in: F) -> Result<Option<Transfer>, RingError>
+    where
+        F: FnMut(*mut u8, usize) -> usize,
+    {
+        let free = (self.r.size - self.used_for(len)?) as usize;
+        if len == 0 || len > free {
+            return Ok(None);
+        }
+        if self.r.segments(self.prod, len, copy_in) != len {
+            return Ok(None);
+        }
+        Ok(Some(self.publish(len)))
+    }
+
+    /// Publishes `done` (<= validated free space) newly written bytes and collects the
+    /// consumer's request.
+    fn publish(&mut self, done: usize) -> Transfer {
+        // `done <= size <= 2^31`, so it fits in u32.
         self.prod = self.prod.wrapping_add(done as u32);
         // Release: the bytes just copied are visible before the new index.
         self.r.word(OFF_PROD).store(self.prod, Ordering::Release);
         // SeqCst fence between the index store and the load of `want_data` (lost-wakeup
         // window; pairs with the fence in `Consumer::arm_readable`).
         fence(Ordering::SeqCst);
-        Ok(Transfer {
+        Transfer {
             bytes: done,
             notify: self.r.take(OFF_WANT_DATA),
-        })
+        }
     }
 
     /// Writes as much of `src` as fits.
@@ -623,6 +647,13 @@ impl Consumer {
             return Ok(avail);
         }
         self.avail()
+    }
+
+    /// Marks the ring corrupt from above: the caller found the peer's bytes break a
+    /// framing the ring itself does not know (a bad record header, `record.rs`). Every
+    /// later call fails with [`RingError::Corrupt`], as after a bad index.
+    pub fn poison(&mut self) {
+        self.poisoned = true;
     }
 
     /// Bytes readable now.

@@ -43,6 +43,7 @@ fn all_msgs() -> Vec<Msg> {
             id: id(),
             ring,
             evtchn: 17,
+            seqpacket: false,
         },
         Msg::Accept {
             id: id(),
@@ -60,6 +61,12 @@ fn all_msgs() -> Vec<Msg> {
             mode: SHUTDOWN_RCV | SHUTDOWN_SEND,
         },
         Msg::Close { id: id() },
+        Msg::Connect {
+            id: id(),
+            ring,
+            evtchn: 18,
+            seqpacket: true,
+        },
     ]
 }
 
@@ -100,7 +107,8 @@ fn sizes_are_documented() {
             (17, 32),
             (18, 28),
             (19, 28),
-            (20, 24)
+            (20, 24),
+            (16, 36)
         ]
     );
 }
@@ -188,6 +196,25 @@ fn bad_fields() {
             "{pages}"
         );
     }
+    // CONNECT flags: only SEQPACKET is defined; ACCEPT's same field is reserved.
+    let seq = enc(all_msgs().last().unwrap());
+    assert_eq!(u16::from_le_bytes([seq[30], seq[31]]), CONNECT_SEQPACKET);
+    assert_eq!(
+        enc(&all_msgs()[5])[30..32],
+        [0, 0],
+        "a stream CONNECT has no flag"
+    );
+    for flags in [2u16, 0x8000, 3] {
+        let mut b = seq.clone();
+        b[30..32].copy_from_slice(&flags.to_le_bytes());
+        assert!(
+            matches!(Msg::decode(&b), Err(DecodeError::BadField(_))),
+            "{flags}"
+        );
+    }
+    let mut b = enc(&all_msgs()[6]);
+    b[30] = 1;
+    assert!(matches!(Msg::decode(&b), Err(DecodeError::BadField(_))));
     // Shutdown mode: none, unknown bit.
     for mode in [0u32, 4, 0x8000_0001] {
         let mut b = enc(&all_msgs()[8]);
@@ -405,11 +432,14 @@ fn arb_msg() -> impl Strategy<Value = Msg> {
         any::<u64>().prop_map(|n| Msg::Ping { nonce: n }),
         any::<u64>().prop_map(|n| Msg::Pong { nonce: n }),
         any::<u32>().prop_map(|r| Msg::Goodbye { reason: r }),
-        (id.clone(), ring.clone(), any::<u32>()).prop_map(|(id, ring, evtchn)| Msg::Connect {
-            id,
-            ring,
-            evtchn
-        }),
+        (id.clone(), ring.clone(), any::<u32>(), any::<bool>()).prop_map(
+            |(id, ring, evtchn, seqpacket)| Msg::Connect {
+                id,
+                ring,
+                evtchn,
+                seqpacket
+            }
+        ),
         (id.clone(), ring).prop_map(|(id, ring)| Msg::Accept { id, ring }),
         (id.clone(), any::<u32>()).prop_map(|(id, reason)| Msg::Reset { id, reason }),
         (id.clone(), 1u32..4).prop_map(|(id, mode)| Msg::Shutdown { id, mode }),

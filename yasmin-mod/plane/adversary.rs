@@ -72,6 +72,7 @@ impl Plane {
             id: id(port, token),
             ring,
             evtchn: 1,
+            seqpacket: false,
         };
         let accept = |token: u64| Msg::Accept {
             id: id(1, token),

@@ -20,6 +20,8 @@ pub(crate) enum SockEvent {
         id: ConnId,
         ring: RingRef,
         evtchn: u32,
+        /// SOCK_SEQPACKET (else SOCK_STREAM): the listener must be of that type.
+        seqpacket: bool,
     },
     /// ACCEPT, RESET, SHUTDOWN or CLOSE for a connection in the table.
     ForSock { sk: ARef<Sock>, msg: Msg },

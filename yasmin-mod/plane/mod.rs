@@ -412,7 +412,12 @@ impl Plane {
             Msg::Hello(_) | Msg::HelloAck(_) | Msg::Pong { .. } | Msg::Goodbye { .. } => {
                 self.feed(i, Event::Received(*m), 0)
             }
-            Msg::Connect { id, ring, evtchn } => {
+            Msg::Connect {
+                id,
+                ring,
+                evtchn,
+                seqpacket,
+            } => {
                 // The connector picks the token with its own domid on top (PROTOCOL.md):
                 // a foreign or reused one is refused.
                 let foreign = id.token >> 48 != peer as u64;
@@ -442,6 +447,7 @@ impl Plane {
                     id: *id,
                     ring: *ring,
                     evtchn: *evtchn,
+                    seqpacket: *seqpacket,
                 })
             }
             Msg::Accept { id, .. }

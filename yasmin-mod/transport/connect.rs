@@ -121,7 +121,7 @@ pub(super) fn connect(sk: &mut Locked<'_>) -> c_int {
     {
         cancel(sk);
     }
-    let (cid, buf) = (sk.remote_cid(), sk.buffer_size());
+    let (cid, buf, seqpacket) = (sk.remote_cid(), sk.buffer_size(), sk.is_seqpacket());
     let peer = match paths::cid_to_domid(cid) {
         Some(p) if cid != local_cid() => p,
         _ => return -(bindings::ENETUNREACH as c_int),
@@ -151,6 +151,7 @@ pub(super) fn connect(sk: &mut Locked<'_>) -> c_int {
             pages: tx.pages(),
         },
         evtchn: evt.port(),
+        seqpacket,
     };
     st.tx = Some(tx);
     st.evt = Some(evt);
@@ -285,7 +286,8 @@ pub(super) fn apply(ev: SockEvent) {
             id,
             ring,
             evtchn,
-        } => incoming(peer, id, ring, evtchn),
+            seqpacket,
+        } => incoming(peer, id, ring, evtchn, seqpacket),
         SockEvent::ForSock { sk, msg } => for_sock(&mut sk.lock(), msg),
         SockEvent::Withdrawn => {}
         SockEvent::PairDown { sk, errno } => {
@@ -400,12 +402,16 @@ fn accepted(sk: &mut Locked<'_>, id: ConnId, ring: RingRef) {
 }
 
 /// A CONNECT from `peer`: find the listener, create the child socket, map the
-/// connector's ring, set up ours, answer ACCEPT (or RESET with the reason).
-fn incoming(peer: u16, id: ConnId, ring: RingRef, evtchn: u32) {
+/// connector's ring, set up ours, answer ACCEPT (or RESET with the reason). A listener of
+/// the other socket type (STREAM for a SEQPACKET connect, or back) refuses it, as virtio
+/// resets a packet of the wrong type: the connector sees ECONNRESET.
+fn incoming(peer: u16, id: ConnId, ring: RingRef, evtchn: u32, seqpacket: bool) {
     let Some(peer_cid) = paths::domid_to_cid(peer) else {
         return;
     };
-    let r = match Sock::find_listener(local_cid(), id.dst_port) {
+    let listener = Sock::find_listener(local_cid(), id.dst_port)
+        .filter(|l| l.lock().is_seqpacket() == seqpacket);
+    let r = match listener {
         None => Err(wire::RESET_NO_LISTENER),
         Some(listener) => listener.lock().spawn_child(
             ours(),

@@ -5,6 +5,7 @@
 
 use super::connect::{corrupted, corrupted_atomic};
 use crate::bindings;
+use crate::record::{self, Sent};
 use crate::ring::Transfer;
 use crate::socket::{Locked, MsgIter, SockState};
 use crate::stats;
@@ -111,19 +112,29 @@ pub(super) fn has_data(sk: &mut Locked<'_>) -> i64 {
     }
 }
 
-/// Bytes writable now.
+/// Bytes writable now (SEQPACKET: 0 while a waiting record does not fit yet).
 pub(super) fn has_space(sk: &mut Locked<'_>) -> i64 {
-    let Some(tx) = sk.state().and_then(|s| s.tx.as_mut()) else {
+    let Some(st) = sk.state().filter(|s| s.tx.is_some()) else {
         return 0;
     };
+    let need = st.record_need;
+    let Some(tx) = st.tx.as_mut() else { return 0 };
     if tx.prod.consumer_closed() {
         // The peer shut down reading: af_vsock's send loop sees it and fails with EPIPE.
         sk.peer_done_reading();
         return 0;
     }
     match tx.prod.writable() {
+        Ok(n) if n < need => 0,
         Ok(n) => n as i64,
         Err(_) => corrupted(sk) as i64,
+    }
+}
+
+/// A `sendmsg()` begins: no record of an earlier one (interrupted) is waiting any more.
+pub(super) fn send_init(sk: &mut Locked<'_>) {
+    if let Some(st) = sk.state() {
+        st.record_need = 0;
     }
 }
 
@@ -139,8 +150,16 @@ pub(super) fn is_active(sk: &mut Locked<'_>) -> bool {
     sk.state().is_some_and(|s| s.rx.is_some() && s.tx.is_some())
 }
 
-/// poll() for reading: ready with `target` bytes, or at EOF.
+/// poll() for reading: ready with `target` bytes (SEQPACKET: a whole record), or at EOF.
 pub(super) fn poll_in(sk: &mut Locked<'_>, target: usize) -> core::result::Result<bool, c_int> {
+    if sk.is_seqpacket() {
+        return match seq_has_data(sk) {
+            // `seq_has_data` armed the ring when it found no record; EOF and errors are
+            // seen by af_vsock's poll through the shutdown bits and `sk_err`.
+            n if n > 0 => Ok(true),
+            _ => Ok(sk.peer_shutdown_mask() & bindings::SEND_SHUTDOWN != 0),
+        };
+    }
     let Some(rx) = sk.state().and_then(|s| s.rx.as_mut()) else {
         return Ok(false);
     };
@@ -190,11 +209,14 @@ pub(super) fn recv_pre_block(sk: &mut Locked<'_>) {
     }
 }
 
-/// A writer is about to sleep: as [`recv_pre_block`], for space.
+/// A writer is about to sleep: as [`recv_pre_block`], for space (SEQPACKET: for the
+/// space its record needs; the reader signals each time it frees some).
 pub(super) fn send_pre_block(sk: &mut Locked<'_>) {
     crate::profiled_count!(SEND_BLOCK);
-    if let Some(tx) = sk.state().and_then(|s| s.tx.as_mut()) {
-        if matches!(tx.prod.arm_writable(), Ok(n) if n > 0) {
+    let Some(st) = sk.state() else { return };
+    let need = st.record_need.max(1);
+    if let Some(tx) = st.tx.as_mut() {
+        if matches!(tx.prod.arm_writable(), Ok(n) if n >= need) {
             sk.sock().wake();
         }
     }
@@ -219,5 +241,112 @@ pub(super) fn unsent(sk: &mut Locked<'_>) -> isize {
             .unsent()
             .map_or(EPIPE.to_errno() as isize, |n| n as isize),
         None => 0,
+    }
+}
+
+// ---- SOCK_SEQPACKET: whole records (`ring/src/record.rs`) over the same rings ----------
+
+/// `seqpacket_enqueue`: the whole message as one record, or nothing. `EMSGSIZE` for a
+/// message larger than the ring can ever hold (its size less the 4-byte header), as
+/// virtio refuses one larger than the peer's buffer. Without room for it yet, 0: the
+/// record's need is kept, so `has_space` reads 0 and af_vsock's send loop sleeps until
+/// the reader has freed enough.
+pub(super) fn seq_enqueue(sk: &mut Locked<'_>, msg: &mut MsgIter<'_>, len: usize) -> isize {
+    let Some(st) = sk.state().filter(|s| s.tx.is_some()) else {
+        return not_connected();
+    };
+    if st.tx.as_ref().is_some_and(|tx| tx.prod.consumer_closed()) {
+        sk.peer_done_reading();
+        return EPIPE.to_errno() as isize;
+    }
+    let eor = msg.eor();
+    let r = st
+        .tx
+        .as_mut()
+        .map(|tx| record::send(&mut tx.prod, len, eor, msg.from_user()));
+    match r {
+        Some(Ok(Sent::Written(t))) => {
+            st.record_need = 0;
+            account(st, &t, &stats::BYTES_SENT, &st.stats().bytes_sent);
+            len as isize
+        }
+        Some(Ok(Sent::NoRoom { need })) => {
+            st.record_need = need;
+            0
+        }
+        Some(Ok(Sent::Fault)) => EFAULT.to_errno() as isize,
+        Some(Ok(Sent::BadLength)) => -(bindings::EMSGSIZE as isize),
+        _ => corrupted(sk) as isize,
+    }
+}
+
+/// `seqpacket_dequeue`: the first whole record, up to the room in the user's buffer; the
+/// rest of a longer record is dropped (af_vsock reports `MSG_TRUNC`). Returns the record's
+/// length (0: none yet), with `MSG_EOR` set if the sender set it. `MSG_PEEK` leaves the
+/// record in the ring. A fault in the user's buffer is `EFAULT`, and the record is
+/// consumed, as virtio drops the rest of a record whose copy failed.
+pub(super) fn seq_dequeue(sk: &mut Locked<'_>, msg: &mut MsgIter<'_>, flags: c_int) -> isize {
+    let peek = flags as u32 & bindings::MSG_PEEK != 0;
+    let max = msg.data_left();
+    let Some(st) = sk.state().filter(|s| s.rx.is_some()) else {
+        return not_connected();
+    };
+    let Some(rx) = st.rx.as_mut() else {
+        return not_connected();
+    };
+    let r = if peek {
+        record::peek(&mut rx.cons, max, msg.to_user())
+            .map(|o| o.map(|(head, copied)| (head, copied, Transfer::default())))
+    } else {
+        record::recv(&mut rx.cons, max, msg.to_user())
+            .map(|o| o.map(|got| (got.head, got.copied, got.transfer)))
+    };
+    let (head, copied, t) = match r {
+        Ok(Some(got)) => got,
+        Ok(None) => return 0,
+        Err(_) => return corrupted(sk) as isize,
+    };
+    if !peek {
+        account(st, &t, &stats::BYTES_RECEIVED, &st.stats().bytes_received);
+    }
+    if copied < max.min(head.len) {
+        return EFAULT.to_errno() as isize;
+    }
+    if head.eor {
+        msg.set_eor();
+    }
+    head.len as isize
+}
+
+/// `seqpacket_has_data`: whether a whole record is readable (1) or not (0). af_vsock's
+/// record wait loop calls this after `prepare_to_wait` and has no `recv_pre_block` for
+/// SEQPACKET, so without a record this arms the ring here (nothing may sleep) and looks
+/// again. The peer's close with no whole record left is its SHUT_WR (EOF).
+pub(super) fn seq_has_data(sk: &mut Locked<'_>) -> i64 {
+    let Some(rx) = sk.state().and_then(|s| s.rx.as_mut()) else {
+        return 0;
+    };
+    // Closed flag before the record check, as in `has_data`.
+    let closed = rx.cons.producer_closed();
+    let mut found = record::head(&mut rx.cons);
+    if matches!(found, Ok(None)) && !closed {
+        // Ask to be signalled, then look again (no lost wakeup).
+        found = rx
+            .cons
+            .arm_readable()
+            .and_then(|_| record::head(&mut rx.cons));
+    }
+    match found {
+        Ok(Some(_)) => 1,
+        Ok(None) => {
+            if closed {
+                sk.peer_done_writing();
+            }
+            0
+        }
+        Err(_) => {
+            corrupted_atomic(sk);
+            0
+        }
     }
 }

@@ -149,6 +149,51 @@ unsafe extern "C" fn stream_enqueue(vsk: *mut vsock_sock, msg: *mut msghdr, len:
 
 /// # Safety
 ///
+/// As for [`stream_dequeue`].
+unsafe extern "C" fn seqpacket_dequeue(
+    vsk: *mut vsock_sock,
+    msg: *mut msghdr,
+    flags: c_int,
+) -> isize {
+    // SAFETY: by the caller.
+    let (mut sk, mut msg) = unsafe { (locked(vsk), MsgIter::new(msg)) };
+    data::seq_dequeue(&mut sk, &mut msg, flags)
+}
+
+/// # Safety
+///
+/// As for [`stream_dequeue`].
+unsafe extern "C" fn seqpacket_enqueue(
+    vsk: *mut vsock_sock,
+    msg: *mut msghdr,
+    len: usize,
+) -> c_int {
+    // SAFETY: by the caller.
+    let (mut sk, mut msg) = unsafe { (locked(vsk), MsgIter::new(msg)) };
+    // A record is at most a ring (2 MiB): the length fits.
+    data::seq_enqueue(&mut sk, &mut msg, len) as c_int
+}
+
+/// # Safety
+///
+/// `vsk` live and locked.
+unsafe extern "C" fn seqpacket_has_data(vsk: *mut vsock_sock) -> u32 {
+    // SAFETY: by the caller.
+    data::seq_has_data(&mut unsafe { locked(vsk) }) as u32
+}
+
+/// SOCK_SEQPACKET goes wherever SOCK_STREAM does: every YASMIN peer frames records.
+///
+/// # Safety
+///
+/// None: a plain value.
+unsafe extern "C" fn seqpacket_allow(cid: u32) -> bool {
+    // SAFETY: no pointers.
+    unsafe { stream_allow(cid, 0) }
+}
+
+/// # Safety
+///
 /// `vsk` live and locked.
 unsafe extern "C" fn stream_has_data(vsk: *mut vsock_sock) -> i64 {
     // SAFETY: by the caller.
@@ -269,6 +314,18 @@ unsafe extern "C" fn notify_recv_post_dequeue_nop(
 
 /// # Safety
 ///
+/// `vsk` live and locked.
+unsafe extern "C" fn notify_send_init(
+    vsk: *mut vsock_sock,
+    _d: *mut bindings::vsock_transport_send_notify_data,
+) -> c_int {
+    // SAFETY: by the caller.
+    data::send_init(&mut unsafe { locked(vsk) });
+    0
+}
+
+/// # Safety
+///
 /// None: nothing is dereferenced.
 unsafe extern "C" fn notify_send_nop(
     _vsk: *mut vsock_sock,
@@ -369,13 +426,17 @@ static OPS: Ops = Ops(vsock_transport {
     stream_rcvhiwat: Some(stream_rcvhiwat),
     stream_is_active: Some(stream_is_active),
     stream_allow: Some(stream_allow),
+    seqpacket_dequeue: Some(seqpacket_dequeue),
+    seqpacket_enqueue: Some(seqpacket_enqueue),
+    seqpacket_allow: Some(seqpacket_allow),
+    seqpacket_has_data: Some(seqpacket_has_data),
     notify_poll_in: Some(notify_poll_in),
     notify_poll_out: Some(notify_poll_out),
     notify_recv_init: Some(notify_recv_nop),
     notify_recv_pre_block: Some(notify_recv_pre_block),
     notify_recv_pre_dequeue: Some(notify_recv_nop),
     notify_recv_post_dequeue: Some(notify_recv_post_dequeue_nop),
-    notify_send_init: Some(notify_send_nop),
+    notify_send_init: Some(notify_send_init),
     notify_send_pre_block: Some(notify_send_pre_block),
     notify_send_pre_enqueue: Some(notify_send_nop),
     notify_send_post_enqueue: Some(notify_send_post_enqueue_nop),

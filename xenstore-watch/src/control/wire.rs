@@ -268,11 +268,14 @@ pub enum Msg {
         reason: u32,
     },
     /// Connect: the connector's ring (connector -> acceptor) and the event channel port the
-    /// connector allocated (unbound, for the acceptor's domain).
+    /// connector allocated (unbound, for the acceptor's domain). `seqpacket`: a
+    /// SOCK_SEQPACKET connection (records, `ring/src/record.rs`), else SOCK_STREAM; the
+    /// acceptor's listener must be of the same type.
     Connect {
         id: ConnId,
         ring: RingRef,
         evtchn: u32,
+        seqpacket: bool,
     },
     /// Accept: the acceptor's ring (acceptor -> connector).
     Accept {
@@ -294,6 +297,9 @@ pub enum Msg {
         id: ConnId,
     },
 }
+
+/// CONNECT flag (in the ring reference's last `u16`): a SOCK_SEQPACKET connection.
+pub const CONNECT_SEQPACKET: u16 = 1;
 
 /// RESET reasons.
 pub const RESET_NO_LISTENER: u32 = 1;
@@ -434,9 +440,17 @@ impl Msg {
             }
             Msg::Ping { nonce } | Msg::Pong { nonce } => put_u64(b, body, nonce),
             Msg::Goodbye { reason } => put_u32(b, body, reason),
-            Msg::Connect { id, ring, evtchn } => {
+            Msg::Connect {
+                id,
+                ring,
+                evtchn,
+                seqpacket,
+            } => {
                 put_id(b, id);
                 put_ring(b, body + 16, ring);
+                if seqpacket {
+                    put_u16(b, body + 22, CONNECT_SEQPACKET);
+                }
                 put_u32(b, body + 24, evtchn);
             }
             Msg::Accept { id, ring } => {
@@ -522,15 +536,27 @@ impl Msg {
                     reason: get_u32(b, body),
                 }
             }
-            MsgType::Connect => Msg::Connect {
-                id: get_id(b),
-                ring: get_ring(b, body + 16)?,
-                evtchn: get_u32(b, body + 24),
-            },
-            MsgType::Accept => Msg::Accept {
-                id: get_id(b),
-                ring: get_ring(b, body + 16)?,
-            },
+            MsgType::Connect => {
+                let flags = get_u16(b, body + 22);
+                if flags & !CONNECT_SEQPACKET != 0 {
+                    return Err(DecodeError::BadField("connect flags"));
+                }
+                Msg::Connect {
+                    id: get_id(b),
+                    ring: get_ring(b, body + 16)?,
+                    evtchn: get_u32(b, body + 24),
+                    seqpacket: flags & CONNECT_SEQPACKET != 0,
+                }
+            }
+            MsgType::Accept => {
+                if get_u16(b, body + 22) != 0 {
+                    return Err(DecodeError::BadField("ring reserved"));
+                }
+                Msg::Accept {
+                    id: get_id(b),
+                    ring: get_ring(b, body + 16)?,
+                }
+            }
             MsgType::Reset => Msg::Reset {
                 id: get_id(b),
                 reason: get_u32(b, body + 16),
@@ -580,7 +606,7 @@ fn get_id(b: &[u8]) -> ConnId {
 fn put_ring(b: &mut [u8], off: usize, r: RingRef) {
     put_u32(b, off, r.dir_gref);
     put_u16(b, off + 4, r.pages);
-    // off + 6: reserved u16
+    // off + 6: CONNECT's flags, reserved in ACCEPT (written by the caller)
 }
 
 fn get_ring(b: &[u8], off: usize) -> Result<RingRef, DecodeError> {
@@ -590,9 +616,6 @@ fn get_ring(b: &[u8], off: usize) -> Result<RingRef, DecodeError> {
     };
     if !valid_ring_pages(r.pages) {
         return Err(DecodeError::BadField("ring pages"));
-    }
-    if get_u16(b, off + 6) != 0 {
-        return Err(DecodeError::BadField("ring reserved"));
     }
     Ok(r)
 }

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: GPL-2.0
+//! yasmin-conformance: the socket semantics an application sees, case by case, over
+//! YASMIN and over vsock loopback (virtio_transport_common, the reference) in the same
+//! guest.
+//!
+//! `serve` runs the passive side of every case (in the peer guest for YASMIN, in this
+//! guest for loopback); `run` runs the cases against both and prints one
+//! `YASMIN-CASE ok|not ok` line per case and transport. A case passes on a transport
+//! when what the application saw meets the case's bar; on YASMIN it must also be what
+//! the reference saw, or a difference the README documents ([`DIFFERENCES`]).
+
+mod cases;
+mod server;
+mod sock;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Deliberate differences from virtio-vsock, by case, as the README's "Differences from
+/// virtio-vsock" section explains them (a unit test checks that it names each case).
+pub const DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "send-half-mapped-buffer",
+        "a send that faults part-way returns the bytes copied before the fault, as TCP does; virtio fails the whole packet with EFAULT",
+    ),
+    (
+        "recv-half-mapped-buffer",
+        "a read that faults part-way returns the bytes copied before the fault, as TCP does; virtio returns EFAULT and keeps them",
+    ),
+    (
+        "siocoutq-unread",
+        "SIOCOUTQ counts bytes the peer has not read yet (the ring's fill); virtio counts bytes not yet handed to its transport",
+    ),
+    (
+        "seqpacket-msgsize",
+        "the largest record is the ring size less its 4-byte header; virtio's is the buffer size itself",
+    ),
+    (
+        "tx-bounded-by-buffer",
+        "the sender's own ring bounds what it can queue; virtio's bound is the peer's buffer (credit)",
+    ),
+];
+
+#[derive(Parser)]
+#[command(
+    name = "yasmin-conformance",
+    about = "Socket-semantics cases over AF_VSOCK, YASMIN against vsock loopback"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The passive side of every case, on ports PORT..PORT+3 (until killed).
+    Serve {
+        #[arg(long)]
+        port: u32,
+    },
+    /// Run every case against the reference (loopback, CID 1, server in this guest) and
+    /// against the target (the peer's CID).
+    Run {
+        #[arg(long)]
+        target_cid: u32,
+        #[arg(long, default_value_t = 1)]
+        reference_cid: u32,
+        /// The servers' port (both).
+        #[arg(long)]
+        port: u32,
+        /// Case-name prefix (the test-bed runner adds the scenario and guest itself).
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Only the cases whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
+    },
+    /// The list of cases.
+    List,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().cmd {
+        Cmd::Serve { port } => match server::serve(port) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("serve: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::List => {
+            for (name, _) in cases::CASES {
+                println!("{name}");
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Run {
+            target_cid,
+            reference_cid,
+            port,
+            prefix,
+            only,
+        } => run(target_cid, reference_cid, port, &prefix, only.as_deref()),
+    }
+}
+
+fn run(
+    target_cid: u32,
+    reference_cid: u32,
+    port: u32,
+    prefix: &str,
+    only: Option<&str>,
+) -> ExitCode {
+    let (mut passed, mut failed, mut documented) = (0, 0, 0);
+    let reference = cases::Target {
+        cid: reference_cid,
+        port,
+    };
+    let target = cases::Target {
+        cid: target_cid,
+        port,
+    };
+    for (name, case) in cases::CASES {
+        if only.is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        let r = case(reference);
+        let y = case(target);
+        let text = |s: &std::io::Result<cases::Seen>| match s {
+            Ok(s) => s.text.clone(),
+            Err(e) => format!("error: {e}"),
+        };
+        let ok = |s: &std::io::Result<cases::Seen>| s.as_ref().is_ok_and(|s| s.ok);
+        println!("# {name}: loopback: {} | yasmin: {}", text(&r), text(&y));
+        let mut line = |label: &str, pass: bool, why: &str| {
+            if pass {
+                passed += 1;
+                println!("YASMIN-CASE ok {prefix}{label}/{name}{why}");
+            } else {
+                failed += 1;
+                println!("YASMIN-CASE not ok {prefix}{label}/{name}{why}");
+            }
+        };
+        line("loopback", ok(&r), "");
+        let same = text(&r) == text(&y);
+        let diff = DIFFERENCES
+            .iter()
+            .find(|(c, _)| c == name)
+            .map(|(_, why)| *why);
+        let why = match (same, diff) {
+            (true, _) => String::new(),
+            (false, Some(d)) => {
+                documented += 1;
+                format!(" # documented difference: {d}")
+            }
+            (false, None) => " # differs from loopback".to_string(),
+        };
+        line("yasmin", ok(&y) && (same || diff.is_some()), &why);
+    }
+    println!("# conformance: {passed} ok, {failed} not ok, {documented} documented differences");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every deliberate difference is in the README, under its case name.
+    #[test]
+    fn differences_are_documented_in_the_readme() {
+        let readme = include_str!("../../README.md");
+        for (case, _) in super::DIFFERENCES {
+            assert!(
+                readme.contains(&format!("`{case}`")),
+                "README does not document {case}"
+            );
+            assert!(
+                super::cases::CASES.iter().any(|(c, _)| c == case),
+                "no case {case}"
+            );
+        }
+    }
+}
