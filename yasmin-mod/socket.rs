@@ -98,6 +98,7 @@ impl SockState {
         self.evt = None;
         self.tx = None;
         self.rx = None;
+        self.record_need = 0;
     }
 }
 

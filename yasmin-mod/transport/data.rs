@@ -180,9 +180,15 @@ pub(super) fn poll_in(sk: &mut Locked<'_>, target: usize) -> core::result::Resul
     Ok(now >= target || closed)
 }
 
-/// poll() for writing: ready with any space.
+/// poll() for writing: ready with any space (SEQPACKET, after a send found no room for
+/// its record: with room for that record, or a non-blocking sender would poll and fail
+/// with EAGAIN in a loop).
 pub(super) fn poll_out(sk: &mut Locked<'_>) -> core::result::Result<bool, c_int> {
-    let Some(tx) = sk.state().and_then(|s| s.tx.as_mut()) else {
+    let Some(st) = sk.state().filter(|s| s.tx.is_some()) else {
+        return Ok(false);
+    };
+    let need = st.record_need.max(1);
+    let Some(tx) = st.tx.as_mut() else {
         return Ok(false);
     };
     if tx.prod.consumer_closed() {
@@ -191,11 +197,11 @@ pub(super) fn poll_out(sk: &mut Locked<'_>) -> core::result::Result<bool, c_int>
         return Ok(true);
     }
     let now = match tx.prod.writable() {
-        Ok(n) if n > 0 => n,
+        Ok(n) if n >= need => n,
         Ok(_) => tx.prod.arm_writable().unwrap_or(0),
         Err(_) => return Err(corrupted(sk)),
     };
-    Ok(now > 0)
+    Ok(now >= need)
 }
 
 /// A reader is about to sleep (already on the wait queue): arm the ring, and if data
