@@ -456,6 +456,14 @@ impl<'a> Locked<'a> {
         self.peer_shutdown(bindings::SHUTDOWN_MASK);
     }
 
+    /// A new `connect()` attempt: what an earlier, failed attempt recorded of its peer
+    /// (a RESET marks the peer shut down both ways) does not carry over, or the new
+    /// connection's sends would fail with EPIPE.
+    pub(crate) fn clear_peer_shutdown(&mut self) {
+        // SAFETY: written under the socket lock.
+        unsafe { (*self.vsk()).peer_shutdown = 0 };
+    }
+
     /// What the peer has shut down (RCV_SHUTDOWN / SEND_SHUTDOWN bits), as far as we know.
     pub(crate) fn peer_shutdown_mask(&self) -> u32 {
         // SAFETY: read under the socket lock.

@@ -121,6 +121,7 @@ pub(super) fn connect(sk: &mut Locked<'_>) -> c_int {
     {
         cancel(sk);
     }
+    sk.clear_peer_shutdown();
     let (cid, buf, seqpacket) = (sk.remote_cid(), sk.buffer_size(), sk.is_seqpacket());
     let peer = match paths::cid_to_domid(cid) {
         Some(p) if cid != local_cid() => p,
