@@ -39,10 +39,6 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
         "seqpacket-msgsize",
         "the largest record is the ring size less its 4-byte header; virtio's is the buffer size itself",
     ),
-    (
-        "tx-bounded-by-buffer",
-        "the sender's own ring bounds what it can queue; virtio's bound is the peer's buffer (credit)",
-    ),
 ];
 
 #[derive(Parser)]
