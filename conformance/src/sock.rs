@@ -144,21 +144,39 @@ pub fn accept(l: &OwnedFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-pub fn set_u64(fd: &OwnedFd, opt: libc::c_int, v: u64) -> io::Result<()> {
-    // SAFETY: `v` is a valid u64 for the call.
+/// `setsockopt(level, opt, value)` with a plain value of type `T`.
+fn setsockopt<T>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    v: &T,
+    what: &str,
+) -> io::Result<()> {
+    // SAFETY: `v` is a valid, initialised `T` of the size given, read by the kernel only.
     check(
         unsafe {
             libc::setsockopt(
                 fd.as_raw_fd(),
-                libc::AF_VSOCK,
+                level,
                 opt,
-                (&v as *const u64).cast(),
-                8,
+                (v as *const T).cast(),
+                std::mem::size_of::<T>() as libc::socklen_t,
             )
         },
-        "setsockopt",
+        what,
     )
     .map(drop)
+}
+
+fn timeval(d: Duration) -> libc::timeval {
+    libc::timeval {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_usec: d.subsec_micros() as libc::suseconds_t,
+    }
+}
+
+pub fn set_u64(fd: &OwnedFd, opt: libc::c_int, v: u64) -> io::Result<()> {
+    setsockopt(fd, libc::AF_VSOCK, opt, &v, "setsockopt")
 }
 
 pub fn get_u64(fd: &OwnedFd, opt: libc::c_int) -> io::Result<u64> {
@@ -181,24 +199,13 @@ pub fn get_u64(fd: &OwnedFd, opt: libc::c_int) -> io::Result<u64> {
 }
 
 pub fn set_connect_timeout(fd: &OwnedFd, d: Duration) -> io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_usec: d.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: `tv` is a valid timeval for the call.
-    check(
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::AF_VSOCK,
-                SO_VM_SOCKETS_CONNECT_TIMEOUT,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        },
+    setsockopt(
+        fd,
+        libc::AF_VSOCK,
+        SO_VM_SOCKETS_CONNECT_TIMEOUT,
+        &timeval(d),
         "setsockopt(connect timeout)",
     )
-    .map(drop)
 }
 
 /// An `int` socket option at `SOL_SOCKET`.
@@ -216,24 +223,13 @@ pub fn set_sol_int(fd: &OwnedFd, opt: libc::c_int, v: libc::c_int) -> libc::c_in
 }
 
 pub fn set_recv_timeout(fd: &OwnedFd, d: Duration) -> io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_usec: d.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: `tv` is a valid timeval for the call.
-    check(
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        },
+    setsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_RCVTIMEO,
+        &timeval(d),
         "setsockopt(SO_RCVTIMEO)",
     )
-    .map(drop)
 }
 
 pub fn set_linger(fd: &OwnedFd, secs: i32) -> io::Result<()> {
@@ -241,20 +237,13 @@ pub fn set_linger(fd: &OwnedFd, secs: i32) -> io::Result<()> {
         l_onoff: 1,
         l_linger: secs,
     };
-    // SAFETY: `l` is a valid linger for the call.
-    check(
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&l as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            )
-        },
+    setsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_LINGER,
+        &l,
         "setsockopt(SO_LINGER)",
     )
-    .map(drop)
 }
 
 pub fn set_nonblocking(fd: &OwnedFd, on: bool) {
