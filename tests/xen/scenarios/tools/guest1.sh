@@ -30,6 +30,10 @@ check barrier-ncat-done barrier ncat-done 120
 
 # dom0 is the vsock host (CID 2): its module and a socat listener there (dom0.sh).
 check dom0-listening xs_wait dom0-listening 120
+# The pair's channel first: socat connects with vsock's default 2 s timeout, which the
+# channel's set-up on a first connect can exceed on a slow emulated CPU (it did once,
+# 2026-12-06, in an hour when every scenario ran at half speed).
+check dom0-pair-up pair_up 0 120
 check socat-to-dom0-host-cid timeout 120 socat -u FILE:/tmp/send.bin VSOCK-CONNECT:2:5100
 xs_signal sent-to-dom0
 
