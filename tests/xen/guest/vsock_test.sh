@@ -38,6 +38,19 @@ only_opts() {
 only_shutdown_opts() { only_opts 16 17; }
 SHUTDOWN_ROUNDS=20
 
+# client_run SECONDS PORT LOG OPTS...: one vsock_test client run against the server's
+# control PORT, retried until that port is up (a round's server listens once the last
+# one ended); output in LOG, status in $rc.
+client_run() {
+    t=$1 port=$2 out=$3; shift 3
+    for try in 1 2 3 4 5 6 7 8 9 10; do
+        timeout "$t" vsock_test --mode=client --control-host="$PEER_IP" --control-port="$port" --peer-cid="$PEER_CID" "$@" > "$out" 2>&1
+        rc=$?
+        grep -q 'Control socket connected' "$out" && break
+        sleep 1
+    done
+}
+
 # vsock_client ROUNDS: guest 1's side (ROUNDS full runs, then the diag test, the
 # shutdown rounds, and ROUNDS runs of test 6).
 vsock_client() {
@@ -48,14 +61,8 @@ vsock_client() {
     r=0 ok=0
     while [ $r -lt "$1" ]; do
         r=$((r + 1))
-        # A round's server listens once the last one ended: retry until its control port is up.
-        for try in 1 2 3 4 5 6 7 8 9 10; do
-            # shellcheck disable=SC2046
-            timeout 600 vsock_test --mode=client --control-host="$PEER_IP" --control-port=1234 --peer-cid="$PEER_CID" $(skip_opts) > /tmp/vt.log 2>&1
-            rc=$?
-            grep -q 'Control socket connected' /tmp/vt.log && break
-            sleep 1
-        done
+        # shellcheck disable=SC2046
+        client_run 600 1234 /tmp/vt.log $(skip_opts)
         if [ "$1" = 1 ]; then
             to_cases vsock_test < /tmp/vt.log
             check vsock_test-client-exit test "$rc" = 0
@@ -79,13 +86,8 @@ vsock_client() {
     pass=0 i=0
     while [ $i -lt $SHUTDOWN_ROUNDS ]; do
         i=$((i + 1))
-        for try in 1 2 3 4 5 6 7 8 9 10; do # until the server's control port is up
-            # shellcheck disable=SC2046
-            timeout 120 vsock_test --mode=client --control-host="$PEER_IP" --control-port=1236 --peer-cid="$PEER_CID" $(only_shutdown_opts) > /tmp/vs.log 2>&1
-            rc=$?
-            grep -q 'Control socket connected' /tmp/vs.log && break
-            sleep 1
-        done
+        # shellcheck disable=SC2046
+        client_run 120 1236 /tmp/vs.log $(only_shutdown_opts)
         if [ "$rc" = 0 ]; then pass=$((pass + 1)); else sed "s/^/# shutdown round $i: /" /tmp/vs.log; fi
     done
     check "shutdown-tests-$SHUTDOWN_ROUNDS-rounds-in-a-row" test "$pass" = "$SHUTDOWN_ROUNDS"
@@ -97,13 +99,8 @@ vsock_client() {
     pass=0 i=0
     while [ $i -lt "$1" ]; do
         i=$((i + 1))
-        for try in 1 2 3 4 5 6 7 8 9 10; do # until the server's control port is up
-            # shellcheck disable=SC2046
-            timeout 300 vsock_test --mode=client --control-host="$PEER_IP" --control-port=1237 --peer-cid="$PEER_CID" $(only_opts 6) > /tmp/vb.log 2>&1
-            rc=$?
-            grep -q 'Control socket connected' /tmp/vb.log && break
-            sleep 1
-        done
+        # shellcheck disable=SC2046
+        client_run 300 1237 /tmp/vb.log $(only_opts 6)
         if [ "$rc" = 0 ]; then pass=$((pass + 1)); else sed "s/^/# msg-bounds round $i: /" /tmp/vb.log; fi
     done
     [ "$1" != 1 ] || to_cases vsock_test < /tmp/vb.log
