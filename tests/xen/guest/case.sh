@@ -2,8 +2,16 @@
 # Every case prints one machine-readable line the runner turns into TAP:
 #   YASMIN-CASE ok NAME | YASMIN-CASE not ok NAME
 
-case_ok() { echo "YASMIN-CASE ok $1"; }
-case_fail() { echo "YASMIN-CASE not ok $1${2:+ # $2}"; }
+# Each line ends with the seconds since the previous case (the TAP comment), so a slow
+# case is found by name when the suite's time has to be cut.
+_case_t0=$(cut -d' ' -f1 /proc/uptime)
+_case_lap() {
+    _case_t1=$(cut -d' ' -f1 /proc/uptime)
+    _case_dt=$(awk -v a="$_case_t0" -v b="$_case_t1" 'BEGIN { printf "%.1fs", b - a }')
+    _case_t0=$_case_t1
+}
+case_ok() { _case_lap; echo "YASMIN-CASE ok $1 # $_case_dt"; }
+case_fail() { _case_lap; echo "YASMIN-CASE not ok $1 # ${2:+$2; }$_case_dt"; }
 case_result() { if [ "$1" = 0 ]; then case_ok "$2"; else case_fail "$2" "exit status $1"; fi; }
 
 # check NAME CMD...: runs CMD, one case named NAME from its exit status.

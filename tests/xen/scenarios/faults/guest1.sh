@@ -68,8 +68,9 @@ grep 'late read' /tmp/s7302.log | sed 's/^/# loopback server: /'
 check barrier-linger-done barrier linger-done 120
 
 # rmmod while a connection is open and moving data.
-run_bg busy yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 134217728 --seed 23
-sleep 3
+# (32 MiB: the attempt is made once the connection is up, while the transfer runs.)
+run_bg busy yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 33554432 --seed 23
+check busy-transfer-running retry 30 stat_is connections_live -ge 1
 check rmmod-refused-while-sockets-exist sh -c "! rmmod yasmin 2>/tmp/rmmod.err"
 sed 's/^/# rmmod: /' /tmp/rmmod.err
 check module-still-loaded grep -q '^yasmin ' /proc/modules
