@@ -7,6 +7,7 @@ use crate::bindings;
 use crate::control::wire::{ConnId, Msg, RingRef};
 use crate::socket::Sock;
 use crate::xen::rings::TxRing;
+use crate::xen::{EventChannel, ParkedChannel};
 use kernel::prelude::*;
 use kernel::types::ARef;
 
@@ -85,15 +86,22 @@ pub(super) struct ConnEntry {
     pub(super) sk: ARef<Sock>,
     /// A CONNECT waiting for the pair channel to come up.
     pub(super) pending: Option<Msg>,
+    /// The peer has answered our CONNECT (ACCEPT or RESET; always so for an accepted
+    /// connection): it holds no offer of ours it may still take up.
+    pub(super) answered: bool,
 }
 
-/// A released socket's sending ring, kept until the peer's CLOSE or RESET.
+/// What a released socket leaves for the peer until its CLOSE or RESET: the sending
+/// ring, which it may still read, and, for a CONNECT it has not answered yet, the event
+/// channel port that CONNECT offered (reused by another connection, the peer would bind
+/// to that one's port when it sets the old CONNECT up).
 struct Lingering {
     peer: u16,
     token: u64,
     /// When the socket was released (ms).
     since: u64,
-    _tx: TxRing,
+    _tx: Option<TxRing>,
+    _evt: Option<ParkedChannel>,
 }
 
 /// Every connection of every pair, and the lingering rings.
@@ -114,6 +122,18 @@ impl Conns {
         self.table
             .iter()
             .find(|c| c.peer == peer && c.token == token)
+    }
+
+    pub(super) fn find_mut(&mut self, peer: u16, token: u64) -> Option<&mut ConnEntry> {
+        self.table
+            .iter_mut()
+            .find(|c| c.peer == peer && c.token == token)
+    }
+
+    /// Our CONNECT `token` to `peer` has left and has no answer yet.
+    pub(super) fn unanswered(&self, peer: u16, token: u64) -> bool {
+        self.find(peer, token)
+            .is_some_and(|c| c.pending.is_none() && !c.answered)
     }
 
     /// Removes a connection; returns the table's socket reference.
@@ -163,15 +183,26 @@ impl Conns {
         v
     }
 
-    /// Keeps a released socket's sending ring until the peer's CLOSE or RESET (or the
-    /// pair going down), so the peer can still map and drain it.
-    pub(super) fn linger(&mut self, peer: u16, token: u64, tx: TxRing) {
-        // If there is no room the ring goes now: the peer sees a reset rather than a leak.
+    /// Keeps a released socket's sending ring (and event channel, parked) until the
+    /// peer's CLOSE, RESET or ACCEPT (or the pair going down or `linger_ms`), so the
+    /// peer can still map and drain the ring and bind to the port it was offered.
+    pub(super) fn linger(
+        &mut self,
+        peer: u16,
+        token: u64,
+        tx: Option<TxRing>,
+        evt: Option<EventChannel>,
+    ) {
+        if tx.is_none() && evt.is_none() {
+            return;
+        }
+        // If there is no room both go now: the peer sees a reset rather than a leak.
         let _ = self.lingering.insert(Lingering {
             peer,
             token,
             since: super::pairs::now_ms(),
             _tx: tx,
+            _evt: evt.map(EventChannel::park),
         });
     }
 

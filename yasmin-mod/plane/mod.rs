@@ -33,7 +33,7 @@ use crate::glue::{self, Published};
 use crate::limits;
 use crate::socket::Sock;
 use crate::xen::rings::TxRing;
-use crate::xen::{self, errno, Watch};
+use crate::xen::{self, errno, EventChannel, Watch};
 use conns::{ConnEntry, Conns};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::ffi::c_char;
@@ -194,6 +194,7 @@ impl Plane {
             token,
             sk,
             pending: if up { None } else { Some(msg) },
+            answered: false,
         })?;
         if up {
             self.send(i, msg);
@@ -220,6 +221,7 @@ impl Plane {
             token,
             sk,
             pending: None,
+            answered: true,
         })?;
         self.send(i, answer);
         Ok(())
@@ -242,9 +244,18 @@ impl Plane {
     }
 
     /// Refuses or ends connection `id` with `peer`: RESET with `reason` (none for a
-    /// CONNECT that never left: the peer never heard of it), then forgets it. Returns the
-    /// table's socket reference, as [`Plane::forget_sock`].
-    pub(crate) fn reset_sock(&mut self, peer: u16, id: ConnId, reason: u32) -> Option<ARef<Sock>> {
+    /// CONNECT that never left: the peer never heard of it), then forgets it. A CONNECT
+    /// the peer has not answered yet takes the socket's ring and event channel along,
+    /// kept for the peer until its answer (see [`Plane::close_sock`]). Returns the table's
+    /// socket reference, as [`Plane::forget_sock`].
+    pub(crate) fn reset_sock(
+        &mut self,
+        peer: u16,
+        id: ConnId,
+        reason: u32,
+        tx: &mut Option<TxRing>,
+        evt: &mut Option<EventChannel>,
+    ) -> Option<ARef<Sock>> {
         let unsent = self
             .conns
             .find(peer, id.token)
@@ -252,18 +263,33 @@ impl Plane {
         if !unsent {
             self.send_sock(peer, Msg::Reset { id, reason });
         }
+        if self.awaits_answer(peer, id.token) {
+            self.conns.linger(peer, id.token, tx.take(), evt.take());
+        }
         self.conns.forget(peer, id.token)
     }
 
+    /// Whether our CONNECT `token` to `peer` has left, has no answer yet, and will get
+    /// one (the channel is up): until then the peer may still map the ring it offered
+    /// and bind to its event channel port, so neither may be reused.
+    fn awaits_answer(&self, peer: u16, token: u64) -> bool {
+        self.conns.unanswered(peer, token)
+            && self
+                .find(peer)
+                .is_some_and(|i| self.peers[i].pair.is_connected())
+    }
+
     /// A released socket: CLOSE to the peer, and its sending ring (`tx`, if the peer may
-    /// still read it) kept until the peer has released its side too. A connection whose
-    /// CONNECT never left (the pair channel was not up yet) just goes, ring and all.
-    /// Returns the table's socket reference, as [`Plane::forget_sock`].
+    /// still read it) kept until the peer has released its side too; for a CONNECT the
+    /// peer has not answered yet, its event channel too (parked: the socket goes). A
+    /// connection whose CONNECT never left (the pair channel was not up yet) just goes,
+    /// ring and all. Returns the table's socket reference, as [`Plane::forget_sock`].
     pub(crate) fn close_sock(
         &mut self,
         peer: u16,
         id: ConnId,
         tx: Option<TxRing>,
+        evt: Option<EventChannel>,
     ) -> Option<ARef<Sock>> {
         let unsent = self
             .conns
@@ -271,9 +297,8 @@ impl Plane {
             .is_some_and(|c| c.pending.is_some());
         if !unsent {
             self.send_sock(peer, Msg::Close { id });
-            if let Some(tx) = tx {
-                self.conns.linger(peer, id.token, tx);
-            }
+            let evt = evt.filter(|_| self.awaits_answer(peer, id.token));
+            self.conns.linger(peer, id.token, tx, evt);
         }
         self.conns.forget(peer, id.token)
     }
@@ -454,7 +479,10 @@ impl Plane {
             | Msg::Reset { id, .. }
             | Msg::Shutdown { id, .. }
             | Msg::Close { id } => {
-                if let Some(c) = self.conns.find(peer, id.token) {
+                if let Some(c) = self.conns.find_mut(peer, id.token) {
+                    // Whatever the peer says about the connection, it has set up or
+                    // refused our CONNECT: the offer is used up.
+                    c.answered = true;
                     // The event carries its own reference (taking one is fine under this
                     // lock; the transport drops it after locking the socket).
                     let sk = c.sk.clone();
@@ -476,8 +504,17 @@ impl Plane {
             // A CONNECT of this run not set up yet (a connect the peer gave up
             // on at once): it is withdrawn, or its child would be accepted
             // after the peer's RESET and wait for a peer that left.
+            // Answered with RESET: the peer keeps what it offered until it hears
+            // that its CONNECT is over.
             if let Some(k) = self.pending_incoming(peer, id.token) {
                 self.deferred[k] = SockEvent::Withdrawn;
+                self.send(
+                    i,
+                    Msg::Reset {
+                        id: id.reversed(),
+                        reason: wire::RESET_CANCELLED,
+                    },
+                );
             }
         }
         if let Msg::Accept { id, .. } = m {

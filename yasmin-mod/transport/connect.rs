@@ -34,7 +34,9 @@ fn ports(sk: &Locked<'_>) -> (u32, u32) {
 
 /// Ends `sk`'s connection with the peer for good: RESET with `reason`, and out of the
 /// plane's table (its reference dropped once the plane is unlocked). The socket itself
-/// is left as it is: the caller resets it or releases its rings.
+/// is left as it is: the caller resets it or releases its rings. (A CONNECT the peer has
+/// not answered yet leaves its ring and event channel to the plane, kept until the
+/// answer: the socket has none left.)
 fn abort(sk: &mut Locked<'_>, reason: u32) {
     let ports = ports(sk);
     let Some(st) = sk.state() else { return };
@@ -44,7 +46,8 @@ fn abort(sk: &mut Locked<'_>, reason: u32) {
     st.registered = false;
     let id = conn_id(ports, st.token);
     let peer = st.peer;
-    let held = plane::with(|p| p.reset_sock(peer, id, reason)).flatten();
+    let (tx, evt) = (&mut st.tx, &mut st.evt);
+    let held = plane::with(|p| p.reset_sock(peer, id, reason, tx, evt)).flatten();
     drop(held); // the table's reference; af_vsock (or the event) holds another
 }
 
@@ -224,9 +227,9 @@ pub(super) fn release(sk: &mut Locked<'_>) {
             let _ = rx.cons.close();
         }
         st.notify();
-        // The interrupt names this socket: unbind before it can go away; unmap the peer's
-        // ring (we read no more).
-        st.evt = None;
+        // The interrupt names this socket: unbind (or park, below) before it can go
+        // away; unmap the peer's ring (we read no more).
+        let evt = st.evt.take();
         st.rx = None;
         let tx = st.tx.take();
         // Every connection not reset ends with a CLOSE from each side; the peer's CLOSE is
@@ -237,8 +240,10 @@ pub(super) fn release(sk: &mut Locked<'_>) {
             // After the peer's CLOSE it reads no more: nothing to keep for it.
             let tx = tx.filter(|_| st.registered);
             st.registered = false;
-            let held = plane::with(move |p| p.close_sock(peer, id, tx)).flatten();
+            let held = plane::with(move |p| p.close_sock(peer, id, tx, evt)).flatten();
             drop(held); // the table's reference; af_vsock holds its own
+        } else {
+            drop(evt);
         }
     }
     sk.remove_from_tables();
@@ -407,7 +412,21 @@ fn accepted(sk: &mut Locked<'_>, id: ConnId, ring: RingRef) {
 /// the other socket type (STREAM for a SEQPACKET connect, or back) refuses it, as virtio
 /// resets a packet of the wrong type: the connector sees ECONNRESET.
 fn incoming(peer: u16, id: ConnId, ring: RingRef, evtchn: u32, seqpacket: bool) {
+    // Every CONNECT gets an answer, ACCEPT or RESET: until then the connector keeps the
+    // ring and event channel it offered.
+    let refuse = |reason| {
+        plane::with(|p| {
+            p.send_sock(
+                peer,
+                Msg::Reset {
+                    id: id.reversed(),
+                    reason,
+                },
+            )
+        })
+    };
     let Some(peer_cid) = paths::domid_to_cid(peer) else {
+        refuse(wire::RESET_NO_LISTENER);
         return;
     };
     let listener = Sock::find_listener(local_cid(), id.dst_port)
@@ -423,15 +442,7 @@ fn incoming(peer: u16, id: ConnId, ring: RingRef, evtchn: u32, seqpacket: bool) 
         ),
     };
     if let Err(reason) = r {
-        plane::with(|p| {
-            p.send_sock(
-                peer,
-                Msg::Reset {
-                    id: id.reversed(),
-                    reason,
-                },
-            )
-        });
+        refuse(reason);
     }
 }
 

@@ -101,6 +101,22 @@ impl EventChannel {
         // SAFETY: `irq` is bound to our port as long as `self` lives.
         unsafe { bindings::notify_remote_via_irq(self.irq as i32) };
     }
+
+    /// Keeps the port allocated but never runs the handler again (waits for a running
+    /// one), so that whatever its cookie names may go. For a port offered in a CONNECT
+    /// the peer has not answered yet: closed now, its number could be handed to the next
+    /// connection, and the peer, setting up the old CONNECT late, would bind to that.
+    pub(crate) fn park(self) -> ParkedChannel {
+        // SAFETY: `irq` is our live binding; it stays disabled until it is unbound (drop),
+        // which compares the cookie without reading it.
+        unsafe { bindings::disable_irq(self.irq) };
+        ParkedChannel { _held: self }
+    }
+}
+
+/// An [`EventChannel`] whose handler no longer runs: the port stays ours until drop.
+pub(crate) struct ParkedChannel {
+    _held: EventChannel,
 }
 
 /// What a [`PolledChannel`]'s interrupt leaves for its owner.

@@ -9,7 +9,7 @@ mod evtchn;
 pub(crate) mod grant;
 pub(crate) mod rings;
 
-pub(crate) use evtchn::{EventChannel, PolledChannel};
+pub(crate) use evtchn::{EventChannel, ParkedChannel, PolledChannel};
 pub(crate) use grant::{ForeignPages, GrantedPage};
 
 use crate::bindings;

@@ -72,6 +72,21 @@ for attack in junk ping connect accept; do
 done
 check misbehaviour-logged sh -c "dmesg | grep -q 'invalid or abusive messages'"
 
+# victim_responsive NAME: connect/close to dom0 within the flood bound after a single
+# abuse. One abuse is one message, so its cost is over before this runs: a slow probe here
+# is the machine (the emulated CPUs are shared with every domain, and their speed moves
+# by the minute), not the abuse, and up to three probes are taken; a victim the abuse
+# wedged fails all three. Every probe's times go to the log.
+victim_responsive() {
+    for vr_try in 1 2 3; do
+        yasmin-stream-check latency --connect vsock:2:6300 --count 2 --max-ms "$bound" > /tmp/vr.log 2>&1
+        vr_rc=$?
+        sed "s/^/# $1 probe $vr_try: /" /tmp/vr.log | grep -E 'max_ms|rror'
+        [ "$vr_rc" = 0 ] && return 0
+    done
+    return 1
+}
+
 # Single abuses (a token of another domain, a ring beyond the maximum our HELLO
 # announced, a reused token, a second ACCEPT): each is refused or ignored, counted
 # against the peer's budget, and leaves nothing behind. Guest 2 serves on 6500 for the duplicate ACCEPT.
@@ -85,16 +100,20 @@ for attack in foreign bigring reuse dupaccept; do
     xs_signal "$attack-go"
     check "$attack-sent" xs_wait "$attack-sent" 120
     case $attack in
-        dupaccept) ;; # counted once the ACCEPT is applied; checked below
+        dupaccept) break ;; # counted once the ACCEPT is applied; checked below
         *) check "$attack-counted-as-misbehaviour" retry 10 bad_msgs_above "$bad0" ;;
     esac
-    check "$attack-victim-responsive" yasmin-stream-check latency --connect vsock:2:6300 --count 2 --max-ms "$bound"
+    check "$attack-victim-responsive" victim_responsive "$attack"
     xs_signal "$attack-checked"
 done
-# The duplicate ACCEPT was counted and did not disturb the connection it named.
+# The duplicate ACCEPT was counted and did not disturb the connection it named. The
+# victim is probed once that 64 MiB duplex transfer is over: beside it, a connect/close
+# competes with one more transfer than the bound was measured with.
 check dupaccept-counted-as-misbehaviour retry 10 bad_msgs_above "$bad0"
 check dupaccept-transfer-intact test "$(done_rc dup 300)" = 0
 sed 's/^/# dup: /' /tmp/dup.log
+check dupaccept-victim-responsive victim_responsive dupaccept
+xs_signal dupaccept-checked
 # A fresh server: connections the abuses left half-open go (their rings linger, then go).
 kill "$(cat /tmp/serve.pid)"; sleep 1; serve
 sleep 5
@@ -113,7 +132,7 @@ check hold-rings-revoked retry 20 stat_is linger_revoked -ge $((revoked0 + 8))
 check hold-pages-withheld stat_is withheld_pages -gt 0
 sed 's/^/# hold: /' /sys/kernel/debug/yasmin/stats | grep -E 'grant_pages|withheld|revoked|limit_refusals'
 check hold-revocation-logged sh -c "dmesg | grep -q 'did not release within'"
-check hold-victim-responsive yasmin-stream-check latency --connect vsock:2:6300 --count 2 --max-ms "$bound"
+check hold-victim-responsive victim_responsive hold
 xs_signal hold-revoked
 check hold-released xs_wait hold-released 120
 check withheld-pages-freed-once-released retry 15 stat_is withheld_pages = 0

@@ -51,7 +51,7 @@ for attack in foreign bigring reuse dupaccept; do
     esac
     check "$attack-attack-sent" sh -c "echo '$cmd' > $adv"
     xs_signal "$attack-sent"
-    check "$attack-checked" xs_wait "$attack-checked" 120
+    check "$attack-checked" xs_wait "$attack-checked" 420
 done
 wait "$reuse_pid"
 
