@@ -14,7 +14,7 @@ check request-withdrawn-when-up sh -c "! yasmin-xs read $Y/req/$d1 2>/dev/null"
 check hello-exchanged test "$(pair_field "$d1" msgs_in)" -ge 1
 check self-as-peer-refused eval '! pair_connect $SELF_DOMID 2>/dev/null' 
 
-check forgeries-checked xs_wait checked-forgeries 240
+check forgeries-checked xs_wait checked-forgeries 480
 check channel-survived-forgeries pair_state_is "$d1" connected
 
 # Module reload: GOODBYE on unload, a new request and a new channel after.
