@@ -130,6 +130,12 @@ impl Conns {
             .find(|c| c.peer == peer && c.token == token)
     }
 
+    /// Our CONNECT `token` to `peer` still waits for the pair channel: the peer never
+    /// heard of it.
+    pub(super) fn unsent(&self, peer: u16, token: u64) -> bool {
+        self.find(peer, token).is_some_and(|c| c.pending.is_some())
+    }
+
     /// Our CONNECT `token` to `peer` has left and has no answer yet.
     pub(super) fn unanswered(&self, peer: u16, token: u64) -> bool {
         self.find(peer, token)

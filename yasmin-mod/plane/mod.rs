@@ -256,11 +256,7 @@ impl Plane {
         tx: &mut Option<TxRing>,
         evt: &mut Option<EventChannel>,
     ) -> Option<ARef<Sock>> {
-        let unsent = self
-            .conns
-            .find(peer, id.token)
-            .is_some_and(|c| c.pending.is_some());
-        if !unsent {
+        if !self.conns.unsent(peer, id.token) {
             self.send_sock(peer, Msg::Reset { id, reason });
         }
         if self.awaits_answer(peer, id.token) {
@@ -291,11 +287,7 @@ impl Plane {
         tx: Option<TxRing>,
         evt: Option<EventChannel>,
     ) -> Option<ARef<Sock>> {
-        let unsent = self
-            .conns
-            .find(peer, id.token)
-            .is_some_and(|c| c.pending.is_some());
-        if !unsent {
+        if !self.conns.unsent(peer, id.token) {
             self.send_sock(peer, Msg::Close { id });
             let evt = evt.filter(|_| self.awaits_answer(peer, id.token));
             self.conns.linger(peer, id.token, tx, evt);
@@ -503,9 +495,8 @@ impl Plane {
             self.conns.end_linger(peer, Some(id.token));
             // A CONNECT of this run not set up yet (a connect the peer gave up
             // on at once): it is withdrawn, or its child would be accepted
-            // after the peer's RESET and wait for a peer that left.
-            // Answered with RESET: the peer keeps what it offered until it hears
-            // that its CONNECT is over.
+            // after the peer's RESET and wait for a peer that left. It is still
+            // answered (RESET): the peer keeps what it offered until then.
             if let Some(k) = self.pending_incoming(peer, id.token) {
                 self.deferred[k] = SockEvent::Withdrawn;
                 self.send(
