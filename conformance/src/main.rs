@@ -41,6 +41,23 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Known races of the reference itself (6.12's virtio_transport_common), by case: the
+/// outcome the race gives. A retried `connect()` reuses its local port, so the first
+/// attempt's late RESPONSE meets the retry's REQUEST and the retry fails with ECONNRESET
+/// (23 of 320 loopback attempts in one probe). When the reference shows exactly this, its
+/// line passes as a known race and YASMIN is held to the case's own bar; any other
+/// reference failure still fails.
+pub const REFERENCE_RACES: &[(&str, &str)] = &[
+    (
+        "connect-retry-after-timeout",
+        "retry=ECONNRESET server:seen=0",
+    ),
+    (
+        "connect-retry-after-eintr",
+        "retry=ECONNRESET server:seen=0",
+    ),
+];
+
 #[derive(Parser)]
 #[command(
     name = "yasmin-conformance",
@@ -141,8 +158,21 @@ fn run(
                 println!("YASMIN-CASE not ok {prefix}{label}/{name}{why}");
             }
         };
-        line("loopback", ok(&r), "");
-        let same = text(&r) == text(&y);
+        let raced = !ok(&r)
+            && REFERENCE_RACES
+                .iter()
+                .any(|(c, seen)| c == name && text(&r) == *seen);
+        if raced {
+            line(
+                "loopback",
+                true,
+                " # known race of the reference (6.12), see README",
+            );
+        } else {
+            line("loopback", ok(&r), "");
+        }
+        // After a reference race there is nothing to compare with: the case's own bar.
+        let same = raced || text(&r) == text(&y);
         let diff = DIFFERENCES
             .iter()
             .find(|(c, _)| c == name)
@@ -168,6 +198,21 @@ fn run(
 #[cfg(test)]
 mod tests {
     /// Every deliberate difference is in the README, under its case name.
+    #[test]
+    fn reference_races_are_documented_in_the_readme() {
+        let readme = include_str!("../../README.md");
+        for (case, _) in super::REFERENCE_RACES {
+            assert!(
+                readme.contains(&format!("`{case}`")),
+                "README does not name {case}"
+            );
+            assert!(
+                super::cases::CASES.iter().any(|(c, _)| c == case),
+                "no case {case}"
+            );
+        }
+    }
+
     #[test]
     fn differences_are_documented_in_the_readme() {
         let readme = include_str!("../../README.md");
