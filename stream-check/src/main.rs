@@ -11,10 +11,12 @@
 //!
 //! Client commands: `duplex` (one connection, both directions at once), `multi` (many
 //! concurrent `digest` connections), `cycles` (sequential `digest` connections),
-//! `connect-retry` (`digest` connections whose first `connect()` gave up).
+//! `connect-retry` (`digest` connections whose first `connect()` gave up), `burst`
+//! (connections opened at the same instant, connect times reported).
 //! Output: one `key=value` line per result, and the exit status says pass or fail.
 
 mod bad_buffers;
+mod burst;
 mod connect_retry;
 
 use clap::{Parser, Subcommand};
@@ -169,6 +171,18 @@ enum Cmd {
     PeerName {
         #[arg(long, default_value_t = 0)]
         fd: i32,
+    },
+    /// `--conns` connections opened at the same instant (a barrier), each timed and then
+    /// a 1-byte digest round trip; prints connect p50/p99/max and failures by errno.
+    /// The kernel's default vsock connect timeout (2 s) applies unless
+    /// `--connect-timeout-ms` says otherwise. Fails if any connection failed.
+    Burst {
+        #[arg(long)]
+        connect: String,
+        #[arg(long)]
+        conns: u64,
+        #[arg(long)]
+        connect_timeout_ms: Option<u64>,
     },
     /// `--count` connections one after the other, each sending `--bytes`.
     ///
@@ -635,6 +649,11 @@ fn run(cli: Cli) -> io::Result<bool> {
             println!("connections_ok={ok}");
             Ok(ok == count && gave_up > 0)
         }
+        Cmd::Burst {
+            connect,
+            conns,
+            connect_timeout_ms,
+        } => burst::run(&Addr::parse(&connect)?, conns, connect_timeout_ms),
         Cmd::Cycles {
             connect,
             count,
