@@ -64,7 +64,36 @@ pub(crate) static IRQ: Stage = Stage::new("irq");
 pub(crate) static SEND_BLOCK: Stage = Stage::new("send_block");
 pub(crate) static RECV_BLOCK: Stage = Stage::new("recv_block");
 
-static ALL: [&Stage; 6] = [&ENQUEUE, &DEQUEUE, &NOTIFY, &IRQ, &SEND_BLOCK, &RECV_BLOCK];
+/// Connection set-up: `ring_new` allocates and grants a ring we produce (connector and
+/// acceptor), `ring_map` maps the peer's (acceptor on CONNECT, connector on ACCEPT),
+/// `accept_setup` is the acceptor's whole set-up of one CONNECT (in the control work
+/// item, so set-ups queue behind each other), `control_run` one run of the plane under
+/// its mutex.
+pub(crate) static RING_NEW: Stage = Stage::new("ring_new");
+pub(crate) static RING_MAP: Stage = Stage::new("ring_map");
+pub(crate) static ACCEPT_SETUP: Stage = Stage::new("accept_setup");
+/// Binding a connection's event channel to an interrupt handler (both sides), creating
+/// the child socket, and registering it (plane table, ACCEPT sent).
+pub(crate) static EVTCHN_BIND: Stage = Stage::new("evtchn_bind");
+pub(crate) static CHILD_NEW: Stage = Stage::new("child_new");
+pub(crate) static CHILD_REGISTER: Stage = Stage::new("child_register");
+pub(crate) static CONTROL_RUN: Stage = Stage::new("control_run");
+
+static ALL: [&Stage; 13] = [
+    &ENQUEUE,
+    &DEQUEUE,
+    &NOTIFY,
+    &IRQ,
+    &SEND_BLOCK,
+    &RECV_BLOCK,
+    &RING_NEW,
+    &RING_MAP,
+    &ACCEPT_SETUP,
+    &EVTCHN_BIND,
+    &CHILD_NEW,
+    &CHILD_REGISTER,
+    &CONTROL_RUN,
+];
 
 /// Starts (resetting every stage) or stops profiling.
 pub(crate) fn set(on: bool) {

@@ -512,7 +512,9 @@ impl<'a> Locked<'a> {
             return Err(RESET_BACKLOG);
         }
         // SAFETY: a locked listener; returns a new socket with one reference (ours) or null.
-        let child = unsafe { Sock::adopt(bindings::vsock_create_connected(self.sock.sk())) };
+        let child = crate::profiled!(CHILD_NEW, unsafe {
+            Sock::adopt(bindings::vsock_create_connected(self.sock.sk()))
+        });
         let child = child.ok_or(RESET_NO_MEMORY)?;
         // SAFETY: a live socket, locked below its listener (lockdep nesting level 1).
         unsafe { bindings::lock_sock_nested(child.sk(), NESTED) };

@@ -55,8 +55,14 @@ fn one(addr: &Addr, opts: &SockOpts, i: u64, go: &Barrier) -> Outcome {
 }
 
 /// Runs the burst; returns whether every connection worked.
-pub fn run(addr: &Addr, conns: u64, connect_timeout_ms: Option<u64>) -> io::Result<bool> {
+pub fn run(
+    addr: &Addr,
+    conns: u64,
+    connect_timeout_ms: Option<u64>,
+    buffer_size: Option<u64>,
+) -> io::Result<bool> {
     let opts = SockOpts {
+        buffer_size,
         vsock_connect_timeout: connect_timeout_ms.map(Duration::from_millis),
         timeout: connect_timeout_ms.map(Duration::from_millis),
         ..SockOpts::default()

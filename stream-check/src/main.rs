@@ -68,6 +68,10 @@ enum Cmd {
         listen: String,
         #[arg(long, default_value_t = u64::MAX)]
         connections: u64,
+        /// The listener's buffer size, which accepted sockets inherit (vsock: the ring
+        /// size this side produces).
+        #[arg(long)]
+        buffer_size: Option<u64>,
     },
     /// One connection, `--bytes` each way at the same time.
     Duplex {
@@ -183,6 +187,9 @@ enum Cmd {
         conns: u64,
         #[arg(long)]
         connect_timeout_ms: Option<u64>,
+        /// SO_VM_SOCKETS_BUFFER_SIZE (vsock: the ring size), SO_SNDBUF/SO_RCVBUF (TCP).
+        #[arg(long)]
+        buffer_size: Option<u64>,
     },
     /// `--count` connections one after the other, each sending `--bytes`.
     ///
@@ -421,8 +428,13 @@ fn run(cli: Cli) -> io::Result<bool> {
         Cmd::Serve {
             listen,
             connections,
+            buffer_size,
         } => {
-            let l = Listener::bind(&Addr::parse(&listen)?, &SockOpts::default())?;
+            let opts = SockOpts {
+                buffer_size,
+                ..SockOpts::default()
+            };
+            let l = Listener::bind(&Addr::parse(&listen)?, &opts)?;
             println!("listening={listen}");
             let mut handles = Vec::new();
             for _ in 0..connections {
@@ -653,7 +665,13 @@ fn run(cli: Cli) -> io::Result<bool> {
             connect,
             conns,
             connect_timeout_ms,
-        } => burst::run(&Addr::parse(&connect)?, conns, connect_timeout_ms),
+            buffer_size,
+        } => burst::run(
+            &Addr::parse(&connect)?,
+            conns,
+            connect_timeout_ms,
+            buffer_size,
+        ),
         Cmd::Cycles {
             connect,
             count,

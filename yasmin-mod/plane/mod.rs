@@ -83,7 +83,7 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut Plane) -> R) -> Option<R> {
 pub(crate) fn run_work() -> KVec<SockEvent> {
     PLANE
         .with(|p| {
-            p.run();
+            crate::profiled!(CONTROL_RUN, p.run());
             core::mem::replace(&mut p.deferred, KVec::new())
         })
         .unwrap_or_default()

@@ -140,11 +140,14 @@ pub(super) fn connect(sk: &mut Locked<'_>) -> c_int {
         return EINVAL.to_errno();
     };
     st.set_peer(peer, token);
-    let tx = match TxRing::new(peer, pages) {
+    let tx = match crate::profiled!(RING_NEW, TxRing::new(peer, pages)) {
         Ok(t) => t,
         Err(e) => return e.to_errno(),
     };
-    let evt = match EventChannel::alloc_unbound(peer, sock_event, me.cookie()) {
+    let evt = match crate::profiled!(
+        EVTCHN_BIND,
+        EventChannel::alloc_unbound(peer, sock_event, me.cookie())
+    ) {
         Ok(e) => e,
         Err(e) => return e.to_errno(),
     };
@@ -293,7 +296,7 @@ pub(super) fn apply(ev: SockEvent) {
             ring,
             evtchn,
             seqpacket,
-        } => incoming(peer, id, ring, evtchn, seqpacket),
+        } => crate::profiled!(ACCEPT_SETUP, incoming(peer, id, ring, evtchn, seqpacket)),
         SockEvent::ForSock { sk, msg } => for_sock(&mut sk.lock(), msg),
         SockEvent::Withdrawn => {}
         SockEvent::PairDown { sk, errno } => {
@@ -381,7 +384,7 @@ fn accepted(sk: &mut Locked<'_>, id: ConnId, ring: RingRef) {
         return;
     }
     let mapped = if ring_pages_ok(ring.pages) {
-        RxRing::map(st.peer, ring.dir_gref, ring.pages)
+        crate::profiled!(RING_MAP, RxRing::map(st.peer, ring.dir_gref, ring.pages))
     } else {
         Err(EINVAL) // larger than our max_ring_pages
     };
@@ -438,7 +441,12 @@ fn incoming(peer: u16, id: ConnId, ring: RingRef, evtchn: u32, seqpacket: bool) 
             (local_cid(), id.dst_port),
             (peer_cid, id.src_port),
             |child| child_rings(child, peer, ring, evtchn, id.token),
-            |child, answer| register_child(child, peer, id.token, answer),
+            |child, answer| {
+                crate::profiled!(
+                    CHILD_REGISTER,
+                    register_child(child, peer, id.token, answer)
+                )
+            },
         ),
     };
     if let Err(reason) = r {
@@ -475,9 +483,12 @@ fn child_rings(
             }
         }
     };
-    st.rx =
-        Some(RxRing::map(peer, ring.dir_gref, ring.pages).map_err(limit_or(wire::RESET_BAD_RING))?);
-    let tx = TxRing::new(peer, pages).map_err(limit_or(wire::RESET_NO_MEMORY))?;
+    st.rx = Some(
+        crate::profiled!(RING_MAP, RxRing::map(peer, ring.dir_gref, ring.pages))
+            .map_err(limit_or(wire::RESET_BAD_RING))?,
+    );
+    let tx = crate::profiled!(RING_NEW, TxRing::new(peer, pages))
+        .map_err(limit_or(wire::RESET_NO_MEMORY))?;
     let answer = Msg::Accept {
         id,
         ring: RingRef {
@@ -487,8 +498,11 @@ fn child_rings(
     };
     st.tx = Some(tx);
     st.evt = Some(
-        EventChannel::bind_interdomain(peer, evtchn, sock_event, cookie)
-            .map_err(|_| wire::RESET_BAD_RING)?,
+        crate::profiled!(
+            EVTCHN_BIND,
+            EventChannel::bind_interdomain(peer, evtchn, sock_event, cookie)
+        )
+        .map_err(|_| wire::RESET_BAD_RING)?,
     );
     Ok(answer)
 }
