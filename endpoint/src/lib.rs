@@ -12,4 +12,6 @@ mod addr;
 mod socket;
 
 pub use addr::{Addr, AddrError, SYNTAX};
-pub use socket::{errno_of, set_vsock_connect_timeout, Conn, ConnectError, Listener, SockOpts};
+pub use socket::{
+    errno_name, errno_of, set_vsock_connect_timeout, Conn, ConnectError, Listener, SockOpts,
+};

@@ -245,6 +245,11 @@ pub fn errno_of(e: &io::Error) -> Option<i32> {
     })
 }
 
+/// The symbolic name of the errno behind `e` ("ETIMEDOUT"), "other" if there is none.
+pub fn errno_name(e: &io::Error) -> String {
+    errno_of(e).map_or_else(|| "other".into(), |n| format!("{:?}", Errno::from_raw(n)))
+}
+
 impl Conn {
     /// Connects within `opts.timeout` (forever if `None`; vsock: see
     /// [`SockOpts::vsock_connect_timeout`]).
@@ -421,6 +426,7 @@ mod tests {
             panic!("connected to a path that does not exist");
         };
         assert_eq!(errno_of(&e), Some(Errno::ENOENT as i32));
+        assert_eq!(super::errno_name(&e), "ENOENT");
         assert!(e.to_string().contains("yasmin-endpoint-test.sock"), "{e}");
     }
 

@@ -10,7 +10,7 @@ use std::io;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
-use yasmin_endpoint::{errno_of, Addr, Conn, SockOpts};
+use yasmin_endpoint::{errno_name, Addr, Conn, SockOpts};
 
 /// What one connection saw: its connect time, and the error that ended it, if any.
 struct Outcome {
@@ -25,17 +25,6 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
     }
     let rank = (q * v.len() as f64).ceil() as usize;
     v[rank.clamp(1, v.len()) - 1]
-}
-
-fn errno_name(e: &io::Error) -> String {
-    match errno_of(e) {
-        Some(libc::ETIMEDOUT) => "ETIMEDOUT".into(),
-        Some(libc::ECONNRESET) => "ECONNRESET".into(),
-        Some(libc::ECONNREFUSED) => "ECONNREFUSED".into(),
-        Some(libc::ENOBUFS) => "ENOBUFS".into(),
-        Some(n) => format!("errno{n}"),
-        None => "other".into(),
-    }
 }
 
 fn one(addr: &Addr, opts: &SockOpts, i: u64, go: &Barrier) -> Outcome {
