@@ -62,6 +62,22 @@ fn read_write_ls_rm_mkdir() {
 }
 
 #[test]
+fn read_dir_prints_name_value_lines() {
+    let (_store, s) = setup(3);
+    ok(&s, &["write", "yasmin-test/role", "guest1"]);
+    ok(&s, &["write", "yasmin-test/peer-ip", "198.18.0.12"]);
+    ok(&s, &["mkdir", "yasmin-test/empty"]);
+    let text = ok(&s, &["read-dir", "yasmin-test"]);
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["empty=", "peer-ip=198.18.0.12", "role=guest1"]);
+    assert_eq!(
+        xs(&s, &["read-dir", "/local/domain/3/nope"]).status.code(),
+        Some(1)
+    );
+}
+
+#[test]
 fn not_found_exits_1_with_a_message() {
     let (_store, s) = setup(0);
     let o = xs(&s, &["read", "/nope"]);

@@ -16,7 +16,7 @@ guest_create() {
 # the keys guest/init reads to know what to run.
 guest_assign() {
     local b=/local/domain/$1/yasmin-test
-    xenstore-write "$b/scenario" "$2" "$b/scenario-dir" "/yasmin/scenarios/$2" \
+    xenstore-write "$b/domid" "$1" "$b/scenario" "$2" "$b/scenario-dir" "/yasmin/scenarios/$2" \
         "$b/peer-domid" "$4" "$b/self-ip" "$5" "$b/peer-ip" "$6" \
         "$b/shared" "$7" "$b/script-case" "$8" "$b/role" "$3"
 }

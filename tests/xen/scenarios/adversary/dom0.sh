@@ -8,7 +8,7 @@ yasmin-stream-check serve --listen vsock:6300 > /tmp/adv-serve.log 2>&1 &
 pid=$!
 sleep 1
 xenstore-write "$SHARED_XS/dom0-listening" 1
-for _ in $(seq 1800); do xenstore-exists "$SHARED_XS/victim-finished" && break; sleep 0.5; done
+xs_wait victim-finished 900
 kill $pid 2>/dev/null; wait $pid 2>/dev/null
 check victim-finished xenstore-exists "$SHARED_XS/victim-finished"
 check rmmod retry 20 rmmod yasmin

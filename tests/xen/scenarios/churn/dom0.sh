@@ -34,7 +34,7 @@ yasmin-stream-check serve --listen vsock:6900 > /tmp/churn-serve.log 2>&1 &
 pid=$!
 sleep 1
 xenstore-write "$SHARED_XS/churned" 1
-for _ in $(seq 600); do xenstore-exists "$SHARED_XS/guests-done/guest1" && xenstore-exists "$SHARED_XS/guests-done/guest2" && break; sleep 0.5; done
+xs_wait guests-done/guest1 300 && xs_wait guests-done/guest2 300
 kill $pid 2>/dev/null; wait $pid 2>/dev/null
 check real-guests-served sh -c "xenstore-exists $SHARED_XS/guests-done/guest1 && xenstore-exists $SHARED_XS/guests-done/guest2"
 awk 'NR == 1 { print "# " $0 }' $pairs

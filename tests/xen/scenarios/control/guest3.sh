@@ -6,6 +6,8 @@ Y=/local/domain/$SELF_DOMID/data/yasmin
 d1=$PEER_DOMID
 P1=/local/domain/$d1/data/yasmin
 check area-prepared sh -c "$xs wait $Y/gen --timeout 30 >/dev/null"
+# Forgeries only once guest 1 offers its channel to guest 2 (what they must not touch).
+check guest1-channel-up xs_wait up-guest1 300
 gen=$($xs read $Y/gen)
 check forge-offer-in-guest1-area-refused sh -c "! $xs write $P1/offer/$SELF_DOMID '1 1 0 8 9' 2>/dev/null"
 check forge-notify-for-guest1-refused sh -c "! $xs write $P1/notify/$SELF_DOMID '$gen' 2>/dev/null"

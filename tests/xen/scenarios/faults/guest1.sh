@@ -23,7 +23,7 @@ sed 's/^/# after signal: /' /tmp/cr-signal.log
 run_bg() { n=$1; shift; rm -f "/tmp/$n.rc"; ( "$@" > "/tmp/$n.log" 2>&1; echo $? > "/tmp/$n.rc" ) & }
 # done_rc NAME SECONDS: waits for NAME to finish, prints its exit status.
 done_rc() { retry "$2" test -f "/tmp/$1.rc" && cat "/tmp/$1.rc"; }
-# The same from four processes at once, 60 sockets: guest 2 now sets many first CONNECTs
+# The same from four processes at once, 40 sockets: guest 2 now sets many first CONNECTs
 # up late, after their connect() gave up and the retry offered a new ring and event
 # channel. Each CONNECT's offer is kept until guest 2 answers it, so no late set-up can
 # take a retry's ring or port (before, most of these runs had retries reset, or cut off
@@ -33,7 +33,7 @@ settled() { sg=$(stat grant_pages); sleep 1; stat_is grant_pages = "$sg" && stat
 check connect-retry-settled retry 20 settled
 evtchns0=$(stat event_channels) grants0=$(stat grant_pages)
 for k in 1 2 3 4; do
-    run_bg "crp$k" yasmin-stream-check connect-retry --connect "vsock:$p:6203" --count 15 --give-up timeout
+    run_bg "crp$k" yasmin-stream-check connect-retry --connect "vsock:$p:6203" --count 10 --give-up timeout
 done
 for k in 1 2 3 4; do
     check "connect-retry-parallel-$k" test "$(done_rc "crp$k" 300)" = 0
@@ -44,7 +44,7 @@ check connect-retry-no-socket-left retry 10 stat_is sockets = 0
 check connect-retry-evtchns-back retry 10 stat_is event_channels = "$evtchns0"
 check connect-retry-grants-back retry 10 stat_is grant_pages = "$grants0"
 check barrier-retries-done barrier retries-done 300
-run_bg other yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 67108864 --seed 21
+run_bg other yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 16777216 --seed 21
 run_bg victim yasmin-stream-check duplex --connect "vsock:$p:6201" --bytes 1073741824 --seed 22
 sleep 2
 check barrier-transfers-running barrier transfers-running 120
@@ -86,8 +86,8 @@ grep 'late read' /tmp/s7302.log | sed 's/^/# loopback server: /'
 check barrier-linger-done barrier linger-done 120
 
 # rmmod while a connection is open and moving data.
-# (32 MiB: the attempt is made once the connection is up, while the transfer runs.)
-run_bg busy yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 33554432 --seed 23
+# (16 MiB: the attempt is made once the connection is up, while the transfer runs.)
+run_bg busy yasmin-stream-check duplex --connect "vsock:$p:6200" --bytes 16777216 --seed 23
 check busy-transfer-running retry 30 stat_is connections_live -ge 1
 check rmmod-refused-while-sockets-exist sh -c "! rmmod yasmin 2>/tmp/rmmod.err"
 sed 's/^/# rmmod: /' /tmp/rmmod.err

@@ -6,7 +6,7 @@
 . /yasmin/lib/guests.sh
 g2=$SCENARIO-guest2
 img=/tmp/$SCENARIO-guest2.save
-wait_node() { for _ in $(seq "$2"); do xenstore-exists "$SHARED_XS/$1" && return 0; sleep 1; done; return 1; }
+wait_node() { xs_wait "$1" "$2"; }
 check guest2-asks-for-save wait_node save-me 600
 # Guest 1 checks that the old incarnation's connections were reset and everything they
 # held was released, before the new one exists.

@@ -8,7 +8,7 @@
 g2=$SCENARIO-guest2
 ip2=$(xenstore-read "/local/domain/$GUEST2_DOMID/yasmin-test/self-ip")
 ipnode=/local/domain/0/data/yasmin-watch/ipmap/$(echo "$ip2" | tr . -)
-wait_node() { for _ in $(seq "$2"); do xenstore-exists "$SHARED_XS/$1" && return 0; sleep 1; done; return 1; }
+wait_node() { xs_wait "$1" "$2"; }
 check guest2-asks-for-migration wait_node migrate-me 600
 # The new domain may read and write the shared directory as soon as it runs: the
 # migrated guest's script goes on where it stopped.

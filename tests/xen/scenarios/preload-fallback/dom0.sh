@@ -4,6 +4,6 @@
 # watcher's IPv4 map has followed.
 . /yasmin/lib/case.sh
 . /yasmin/lib/guests.sh
-wait_node() { for _ in $(seq "$2"); do xenstore-exists "$SHARED_XS/$1" && return 0; sleep 1; done; return 1; }
+wait_node() { xs_wait "$1" "$2"; }
 check guest2-asks-for-save wait_node save-me 900
 save_and_restore "$SCENARIO-guest2"

@@ -6,6 +6,6 @@ timeout 300 socat TCP-LISTEN:5400,bind=198.18.0.1,fork,reuseaddr SYSTEM:'read l;
 pid=$!
 sleep 1
 xenstore-write "$SHARED_XS/dom0-serving" 1
-for _ in $(seq 1500); do xenstore-exists "$SHARED_XS/clients-done" && break; sleep 0.2; done
+xs_wait clients-done 300
 kill $pid 2>/dev/null
 case_ok served

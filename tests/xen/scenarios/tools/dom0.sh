@@ -12,7 +12,7 @@ sleep 1
 xenstore-write "$SHARED_XS/dom0-listening" 1
 wait $pid
 check socat-listen-receive test $? = 0
-for _ in $(seq 100); do xenstore-exists "$SHARED_XS/sent-to-dom0" && break; sleep 0.2; done
+xs_wait sent-to-dom0 20
 check file-from-guest-intact test "$(sha256sum < /tmp/dom0-recv.bin | cut -d' ' -f1)" = "$(xenstore-read "$SHARED_XS/sum1")"
 awk '{ print "# stats: " $0 }' /sys/kernel/debug/yasmin/stats 2>/dev/null
 check bytes-received-over-yasmin stat_is bytes_received -ge 4194304

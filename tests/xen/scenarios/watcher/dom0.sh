@@ -3,10 +3,7 @@
 # that within 2 s the watcher told guest 1 (gone/<d2>) and cleaned guest 2's records.
 . /yasmin/lib/case.sh
 d1=$GUEST1_DOMID d2=$GUEST2_DOMID
-for i in $(seq 240); do
-    xenstore-exists "$SHARED_XS/contact/guest1" && xenstore-exists "$SHARED_XS/contact/guest2" && break
-    sleep 0.5
-done
+xs_wait contact/guest1 120 && xs_wait contact/guest2 120
 sleep 1
 xl destroy watcher-guest2
 t0=$(date +%s%N)
