@@ -21,5 +21,5 @@ check malformed-request sh -c "$xs write $Y/req/$d1 'not a request'"
 sleep 2
 check offer-from-higher-domid sh -c "$xs write $Y/offer/$d1 '1 $gen 0 8 9'"
 sleep 2
-check watcher-made-request-peer-readable sh -c "$xs get-perms $Y/req/$d1 | tr '\n' ' ' | grep -qx 'n$SELF_DOMID r$d1 '"
+check watcher-made-request-peer-readable retry 20 sh -c "$xs get-perms $Y/req/$d1 | tr '\n' ' ' | grep -qx 'n$SELF_DOMID r$d1 '"
 xs_signal forged-done

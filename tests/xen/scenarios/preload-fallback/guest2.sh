@@ -14,8 +14,9 @@ dual=$!
 # standard input and output; that program reports the peer it sees (see guest 1).
 LD_PRELOAD=$PRELOAD YASMIN_PRELOAD_LOG=1 socat TCP-LISTEN:7103,reuseaddr,fork EXEC:"$DYN peer-name",nofork > /tmp/exec.log 2>&1 &
 execsrv=$!
-sleep 2
-check preloaded-server-listens-on-both grep -q 'listen 0.0.0.0:7102 -> tcp + vsock port 7102' /tmp/dual.log
+# Up to 30 s for the servers to start: a dynamically linked, preloaded program takes
+# seconds to start in a slow hour (one run's line came later than a fixed 2 s wait).
+check preloaded-server-listens-on-both retry 30 grep -q 'listen 0.0.0.0:7102 -> tcp + vsock port 7102' /tmp/dual.log
 check barrier-serving barrier serving 120
 
 # YASMIN goes away under the running client (between its connections: a live one holds
