@@ -8,14 +8,13 @@ export PATH=$PATH:/yasmin/bin
 d1=$GUEST1_DOMID d2=$GUEST2_DOMID
 ip1=$(xenstore-read "/local/domain/$d1/yasmin-test/self-ip")
 Y1=/local/domain/$d1/data/yasmin
-wait_key() { xs_wait "$1" "${2:-120}"; }
 
 # The forger boots alongside guests 1 and 2 (a boot takes minutes in the machine's slow
 # hours); its script waits for guest 1's channel before it forges.
 d3=$(guest_spawn "$SCENARIO" guest3 "$d1" "$ip1") && xenstore-write "$SHARED_XS/guest3-domid" "$d3"
 case_result $? spawn-forger
-check guest1-up wait_key up-guest1 180 || exit 0
-check guest1-ready-for-destroy wait_key ready-for-destroy 400 || exit 0
+check guest1-up xs_wait up-guest1 180 || exit 0
+check guest1-ready-for-destroy xs_wait ready-for-destroy 400 || exit 0
 
 # Guest 1's module withdrawing its offer/<d2> shows it noticed (PROTOCOL.md: the survivor
 # resets the pair and removes its own node); the watcher removes Y(d2) (checked below).

@@ -6,6 +6,5 @@
 . /yasmin/lib/guests.sh
 d1=$GUEST1_DOMID d2=$GUEST2_DOMID
 Y1=/local/domain/$d1/data/yasmin
-xs_wait transfer-running 600
-xenstore-exists "$SHARED_XS/transfer-running" || { case_fail transfer-started; exit 0; }
+xs_wait transfer-running 600 || { case_fail transfer-started; exit 0; }
 destroy_and_time "$SCENARIO-guest2" "$Y1/offer/$d2" sockets-reset-within-2s-of-peer-death

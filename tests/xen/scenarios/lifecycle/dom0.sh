@@ -6,11 +6,10 @@
 . /yasmin/lib/guests.sh
 g2=$SCENARIO-guest2
 img=/tmp/$SCENARIO-guest2.save
-wait_node() { xs_wait "$1" "$2"; }
-check guest2-asks-for-save wait_node save-me 600
+check guest2-asks-for-save xs_wait save-me 600
 # Guest 1 checks that the old incarnation's connections were reset and everything they
 # held was released, before the new one exists.
-checked_saved() { check guest1-checked-saved wait_node checked-saved 300; }
+checked_saved() { check guest1-checked-saved xs_wait checked-saved 300; }
 BEFORE_RESTORE=checked_saved save_and_restore "$g2"
 
 # A checkpoint (`xl save -c`): the guest is suspended, saved, and resumes as the same
@@ -18,7 +17,7 @@ BEFORE_RESTORE=checked_saved save_and_restore "$g2"
 # `xl migrate`, cannot run in this bed: this Xen lacks the shadow paging PV log-dirty mode
 # needs, "Failed to enable logdirty: 95", before the guest is even asked to suspend. On
 # the guest's side a migration is a restore, tried above; PVH guests: scenario migrate.)
-check guest2-asks-for-checkpoint wait_node checkpoint-me 600
+check guest2-asks-for-checkpoint xs_wait checkpoint-me 600
 t0=$(date +%s%N)
 check xl-save-checkpoint xl save -c "$g2" "$img"
 echo "# xl save -c took $(( ($(date +%s%N) - t0) / 1000000 )) ms"
@@ -28,7 +27,7 @@ xenstore-write "$SHARED_XS/checkpointed" 1
 
 # Watcher restart (a crash, an upgrade): established connections keep moving, and a new
 # pair (guest 2 reloads YASMIN) is set up through the new watcher.
-check guest1-asks-watcher-restart wait_node restart-watcher 600
+check guest1-asks-watcher-restart xs_wait restart-watcher 600
 pkill -x yasmin-watch
 check watcher-stopped retry 10 sh -c '! pgrep -x yasmin-watch > /dev/null'
 sleep 3

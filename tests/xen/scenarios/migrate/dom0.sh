@@ -8,8 +8,7 @@
 g2=$SCENARIO-guest2
 ip2=$(xenstore-read "/local/domain/$GUEST2_DOMID/yasmin-test/self-ip")
 ipnode=/local/domain/0/data/yasmin-watch/ipmap/$(echo "$ip2" | tr . -)
-wait_node() { xs_wait "$1" "$2"; }
-check guest2-asks-for-migration wait_node migrate-me 600
+check guest2-asks-for-migration xs_wait migrate-me 600
 # The new domain may read and write the shared directory as soon as it runs: the
 # migrated guest's script goes on where it stopped.
 t0=$(date +%s%N)

@@ -4,6 +4,5 @@
 # watcher's IPv4 map has followed.
 . /yasmin/lib/case.sh
 . /yasmin/lib/guests.sh
-wait_node() { xs_wait "$1" "$2"; }
-check guest2-asks-for-save wait_node save-me 900
+check guest2-asks-for-save xs_wait save-me 900
 save_and_restore "$SCENARIO-guest2"
