@@ -37,9 +37,8 @@ xenstore-write "$SHARED_XS/watcher-restarted" 1
 
 # A domain that went through `xl save -c` powers off but is not always destroyed by its
 # toolstack monitor: once both guests printed YASMIN-DONE, whatever is left of the
-# scenario's domains is shown and destroyed, so the scenario ends.
-# Both guests reach their last barrier first (a XenStore watch, not a poll); their
-# YASMIN-DONE follows within seconds.
+# scenario's domains is shown and destroyed, so the scenario ends. Both reach their last
+# barrier first (waited for by watch, not by polling); YASMIN-DONE follows within seconds.
 xs_wait done/guest1 900 && xs_wait done/guest2 300
 c=/var/log/xen/console
 for _ in $(seq 120); do
