@@ -12,6 +12,9 @@ KERNEL_TARBALL=/usr/src/linux-source-6.12.tar.xz
 RUSTC_WEB_VERSION=1.85.0+dfsg3-1~deb12u3
 BINDGEN_VERSION=0.69.5
 XEN_VERSION=4.17
+# The hypervisor the test bed boots is built from this Debian source (tools/build-xen): the
+# version debootstrap puts in the dom0 rootfs as its toolstack (xen-utils).
+XEN_SRC_VERSION=4.17.5+72-g01140da4e8-1
 
 # Xen's development libraries for the benchmark's libvchan transport (same build as the
 # dom0 rootfs's xen-utils).

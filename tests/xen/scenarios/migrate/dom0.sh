@@ -1,9 +1,8 @@
 #!/bin/sh
-# Scenario migrate, dom0 part: live-migrates guest 2 (PVH: Xen's log-dirty mode works with
-# hardware-assisted paging; for PV guests it needs shadow paging, which this Xen lacks)
-# to this same host with `xl migrate`, while connections run both ways, and hands the
-# guests the new domid. Local migration: an empty ssh command makes xl run the receiver
-# (`xl migrate-receive`) as a local command.
+# Scenario migrate, dom0 part: live-migrates guest 2 to this same host with `xl migrate`
+# while connections run both ways, and hands the guests the new domid. Local migration:
+# an empty ssh command makes xl run the receiver (`xl migrate-receive`) as a local
+# command. (PV guests need Xen's shadow paging for log-dirty mode: tools/build-xen.)
 . /yasmin/lib/case.sh
 g2=$SCENARIO-guest2
 ip2=$(xenstore-read "/local/domain/$GUEST2_DOMID/yasmin-test/self-ip")
@@ -20,4 +19,6 @@ check old-domain-gone sh -c "! xl domname $GUEST2_DOMID >/dev/null 2>&1"
 xenstore-chmod -r "$SHARED_XS" n0 "b$GUEST1_DOMID" "b$new"
 xenstore-write "$SHARED_XS/new-domid" "$new"
 xenstore-write "$SHARED_XS/migrated" 1
-check ipmap-follows-new-domid retry 30 sh -c "[ \"\$(xenstore-read $ipnode 2>/dev/null)\" = $new ]"
+check ipmap-follows-new-domid retry 60 sh -c "[ \"\$(xenstore-read $ipnode 2>/dev/null)\" = $new ]"
+echo "# ipmap $ip2 -> $(xenstore-read "$ipnode" 2>/dev/null)"
+xenstore-write "$SHARED_XS/ipmap-updated" 1

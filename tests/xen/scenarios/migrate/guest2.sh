@@ -1,10 +1,14 @@
-# Scenario migrate, guest 2 (PVH): live-migrated by dom0 (`xl migrate` to the same host)
+# Scenario migrate, guest 2: live-migrated by dom0 (`xl migrate` to the same host)
 # while a transfer runs each way with guest 1. Afterwards: its own transfer ended with a
 # reset, it has a new domid and its CID follows (ioctl, getsockname), its listener still
 # serves, and new connections work both ways.
 . /yasmin/lib/case.sh
 . /yasmin/lib/transfers.sh
 setup 7002 "vsock:$PEER_CID:7001" 3
+# A preloaded TCP echo server (socat holds a TCP and a vsock listener), kept across the
+# migration.
+LD_PRELOAD=/yasmin/lib/libyasmin_preload.so socat TCP-LISTEN:7004,fork,reuseaddr EXEC:cat > /tmp/pserve.log 2>&1 &
+psrv=$!
 sleep 2
 xs_signal migrate-me
 back_as_new_domain migration
@@ -14,7 +18,7 @@ transfer_reset out own-transfer
 check migrated retry 300 yasmin-xs read "$SHARED_XS/migrated"
 serve_again migrated-serving
 check barrier-done barrier done 300
-kill $srv; wait $srv
+kill $srv $psrv; wait $srv $psrv
 check no-connection-left-at-end retry 30 stat_is connections_live = 0
 check module-unloaded retry 10 rmmod yasmin
 check no-irqs-after-unload irqs_are 0
