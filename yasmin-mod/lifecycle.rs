@@ -22,6 +22,7 @@ extern "C" fn yasmin_pm_freeze() -> c_int {
     for ev in events {
         transport::apply(ev);
     }
+    xen::grant::drain_frames();
     pr_info!(
         "suspending: {} connections reset, every channel closed\n",
         n

@@ -78,8 +78,13 @@ pub(crate) static EVTCHN_BIND: Stage = Stage::new("evtchn_bind");
 pub(crate) static CHILD_NEW: Stage = Stage::new("child_new");
 pub(crate) static CHILD_REGISTER: Stage = Stage::new("child_register");
 pub(crate) static CONTROL_RUN: Stage = Stage::new("control_run");
+/// Inside a map of foreign pages (`ring_map`, the pair channel's too): taking ballooned
+/// page frames to map over, and the batched map hypercall; and the whole unmap.
+pub(crate) static MAP_FRAMES: Stage = Stage::new("map_frames");
+pub(crate) static MAP_HYPERCALL: Stage = Stage::new("map_hypercall");
+pub(crate) static UNMAP: Stage = Stage::new("unmap");
 
-static ALL: [&Stage; 13] = [
+static ALL: [&Stage; 16] = [
     &ENQUEUE,
     &DEQUEUE,
     &NOTIFY,
@@ -93,6 +98,9 @@ static ALL: [&Stage; 13] = [
     &CHILD_NEW,
     &CHILD_REGISTER,
     &CONTROL_RUN,
+    &MAP_FRAMES,
+    &MAP_HYPERCALL,
+    &UNMAP,
 ];
 
 /// Starts (resetting every stage) or stops profiling.

@@ -9,6 +9,8 @@ use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 pub(crate) static GRANTED_PAGES: AtomicI64 = AtomicI64::new(0);
 /// Foreign pages this module has mapped right now.
 pub(crate) static MAPPED_PAGES: AtomicI64 = AtomicI64::new(0);
+/// Ballooned page frames cached for the next foreign map (`xen::grant::FramePool`).
+pub(crate) static FRAME_CACHE_PAGES: AtomicI64 = AtomicI64::new(0);
 /// Event channels this module has bound right now (control links and sockets).
 pub(crate) static EVENT_CHANNELS: AtomicI64 = AtomicI64::new(0);
 /// Of `GRANTED_PAGES`: pages we are done with that the peer still maps (`xen::grant::Withheld`).
@@ -43,6 +45,11 @@ pub(crate) fn write_global(w: &mut impl core::fmt::Write, live: usize) -> core::
     let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
     writeln!(w, "grant_pages {}", GRANTED_PAGES.load(Ordering::Relaxed))?;
     writeln!(w, "mapped_pages {}", MAPPED_PAGES.load(Ordering::Relaxed))?;
+    writeln!(
+        w,
+        "map_frame_cache {}",
+        FRAME_CACHE_PAGES.load(Ordering::Relaxed)
+    )?;
     writeln!(
         w,
         "withheld_pages {}",

@@ -125,6 +125,8 @@ struct Yasmin {
     _control: plane::ControlPlane,
     // Last: pages withheld by peers are retried by the plane until it stops.
     _withheld: xen::grant::WithheldPages,
+    // After every mapping is gone: the cached frames go back to the balloon.
+    _frames: xen::grant::FrameCache,
 }
 
 impl kernel::Module for Yasmin {
@@ -163,6 +165,7 @@ impl kernel::Module for Yasmin {
             l.linger_ms,
             l.bad_msg_budget
         );
+        let frames = xen::grant::FrameCache::start()?;
         let withheld = xen::grant::WithheldPages::start()?;
         let control = plane::ControlPlane::start(domid, params.max_ring_pages as u16)?;
         let debugfs = debugfs::Files::create();
@@ -178,6 +181,7 @@ impl kernel::Module for Yasmin {
             _debugfs: debugfs,
             _control: control,
             _withheld: withheld,
+            _frames: frames,
         })
     }
 }

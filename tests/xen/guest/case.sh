@@ -83,12 +83,14 @@ baseline_take() {
     base_evtchns=$(stat event_channels) base_irqs=$(irqs)
 }
 baseline_zero() { base_grants=0 base_mapped=0 base_evtchns=0 base_irqs=0; }
-# baseline_check SECONDS: the four back-to-baseline cases, each retried up to SECONDS.
+# baseline_check SECONDS: the back-to-baseline cases, each retried up to SECONDS.
 baseline_check() {
     check grants-back-to-baseline retry "$1" stat_is grant_pages = "$base_grants"
     check mapped-back-to-baseline retry "$1" stat_is mapped_pages = "$base_mapped"
     check evtchns-back-to-baseline retry "$1" stat_is event_channels = "$base_evtchns"
     check irqs-back-to-baseline retry "$1" irqs_are "$base_irqs"
+    # Frames kept for the next map go back to the balloon once maps stop for a sweep.
+    check map-frames-given-back retry "$1" stat_is map_frame_cache = 0
 }
 # pair_up PEER [SECONDS]: asks for the control channel to PEER until it is up (the peer
 # may load YASMIN after us: until it does, the watcher refuses and the pair goes idle).
