@@ -111,6 +111,9 @@ enum Cmd {
         /// Do not tell the server that the run is over (keeps a --once server up).
         #[arg(long)]
         no_quit: bool,
+        /// Round number to record (interleaved series: every transport once per round).
+        #[arg(long)]
+        round: Option<u32>,
         /// Seconds added to warm-up + duration for connect, read and write timeouts: a
         /// run that stalls longer fails.
         #[arg(long, default_value_t = run::SLACK.as_secs_f64())]
@@ -186,6 +189,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
             pin,
             no_quit,
+            round,
             timeout_slack,
         } => {
             let addr = Addr::parse(&connect)?;
@@ -225,6 +229,7 @@ fn run(cli: Cli) -> Result<()> {
                 json,
                 pin,
                 send_quit: !no_quit,
+                round,
                 slack: seconds("--timeout-slack", timeout_slack, false)?,
             };
             run::run_client(&cfg).map(drop)

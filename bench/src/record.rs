@@ -61,6 +61,10 @@ pub struct Record {
     /// Seconds since the Unix epoch when the record was written.
     #[serde(default)]
     pub unix_time: u64,
+    /// `--round`: the round of an interleaved series (every transport once per round),
+    /// so that ratios are taken between runs of the same round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
 }
 
 impl Record {

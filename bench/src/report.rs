@@ -185,6 +185,152 @@ pub fn ratio_rows(records: &[Record]) -> Vec<RatioRow> {
         .collect()
 }
 
+/// One figure measured over several rounds: its median and range.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// How many rounds (or runs) it comes from.
+    pub n: usize,
+}
+
+impl Spread {
+    fn of(v: Vec<f64>) -> Option<Spread> {
+        let v: Vec<f64> = v.into_iter().filter(|x| x.is_finite()).collect();
+        let min = v.iter().copied().reduce(f64::min)?;
+        let max = v.iter().copied().reduce(f64::max)?;
+        let n = v.len();
+        Some(Spread {
+            median: median(v),
+            min,
+            max,
+            n,
+        })
+    }
+
+    /// (max - min) / median: the range as a share of the median.
+    pub fn relative_range(&self) -> f64 {
+        (self.max - self.min) / self.median
+    }
+}
+
+/// Send throughput per transport and message size (1 connection, default ring): the
+/// spread over every run of that point (the rounds of an interleaved series).
+pub fn throughput_spread(records: &[Record]) -> BTreeMap<String, BTreeMap<u64, Spread>> {
+    let ring = default_ring(records);
+    let mut m: BTreeMap<String, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
+    for r in records
+        .iter()
+        .filter(|r| is_send(r) && r.connections == 1 && at_ring(r, ring))
+    {
+        if let Some(y) = r.throughput_mb_s {
+            m.entry(r.transport.clone())
+                .or_default()
+                .entry(r.msg_size)
+                .or_default()
+                .push(y);
+        }
+    }
+    m.into_iter()
+        .map(|(t, pts)| {
+            let pts = pts
+                .into_iter()
+                .filter_map(|(x, ys)| Some((x, Spread::of(ys)?)))
+                .collect();
+            (t, pts)
+        })
+        .collect()
+}
+
+/// A figure of yasmin's and of `peer`'s, per round and message size (1 connection,
+/// default ring).
+fn by_round(records: &[Record], transport: &str, latency: bool) -> BTreeMap<(u64, u32), f64> {
+    let ring = default_ring(records);
+    records
+        .iter()
+        .filter(|r| r.transport == transport && r.connections == 1 && at_ring(r, ring))
+        .filter(|r| {
+            if latency {
+                r.kind == "latency"
+            } else {
+                is_send(r)
+            }
+        })
+        .filter_map(|r| {
+            let y = if latency { r.p50_us } else { r.throughput_mb_s }?;
+            Some(((r.msg_size, r.round?), y))
+        })
+        .collect()
+}
+
+/// Ratios taken within each round (interleaved series): yasmin's send throughput over
+/// `peer`'s, or with `latency` yasmin's p50 round trip over `peer`'s, one per round that
+/// measured both at a size; their spread per message size.
+pub fn round_ratios(records: &[Record], peer: &str, latency: bool) -> BTreeMap<u64, Spread> {
+    let ours = by_round(records, YASMIN, latency);
+    let theirs = by_round(records, peer, latency);
+    let mut per_size: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    for (key, y) in &ours {
+        if let Some(r) = ratio(Some(*y), theirs.get(key).copied()) {
+            per_size.entry(key.0).or_default().push(r);
+        }
+    }
+    per_size
+        .into_iter()
+        .filter_map(|(size, v)| Some((size, Spread::of(v)?)))
+        .collect()
+}
+
+fn spread_cell(s: Option<&Spread>) -> String {
+    s.map_or_else(
+        || "n/a".to_string(),
+        |s| format!("{:.2} [{:.2}-{:.2}] ({})", s.median, s.min, s.max, s.n),
+    )
+}
+
+/// The per-round table: ratios within each round, as median [min-max] (rounds).
+fn round_markdown(records: &[Record], s: &mut String) {
+    let columns: Vec<(String, BTreeMap<u64, Spread>)> = RATIO_PEERS
+        .iter()
+        .filter(|p| **p != "memcpy")
+        .map(|p| (format!("{YASMIN} / {p}"), round_ratios(records, p, false)))
+        .chain(core::iter::once((
+            format!("p50 latency {YASMIN} / {LATENCY_PEER}"),
+            round_ratios(records, LATENCY_PEER, true),
+        )))
+        .collect();
+    let mut sizes: Vec<u64> = columns
+        .iter()
+        .flat_map(|(_, m)| m.keys().copied())
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    if sizes.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## Per round\n\nEach ratio is taken between the two transports' runs of the same \
+         round (the transports run one after the other, round after round), then reduced \
+         to median [lowest-highest] (rounds).\n"
+    );
+    s.push_str("| msg size |");
+    for (name, _) in &columns {
+        let _ = write!(s, " {name} |");
+    }
+    s.push_str("\n|---:|");
+    s.push_str(&"---:|".repeat(columns.len()));
+    s.push('\n');
+    for size in sizes {
+        let _ = write!(s, "| {} |", format_size(size));
+        for (_, m) in &columns {
+            let _ = write!(s, " {} |", spread_cell(m.get(&size)));
+        }
+        s.push('\n');
+    }
+}
+
 fn cell(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.2}"))
 }
@@ -219,6 +365,7 @@ pub fn ratio_markdown(records: &[Record]) -> String {
     if rows.is_empty() {
         s.push_str("\n(no matching records)\n");
     }
+    round_markdown(records, &mut s);
     s
 }
 
@@ -326,6 +473,50 @@ mod tests {
         );
         assert!(md.contains("ring size 64K"), "{md}");
         assert!(ratio_markdown(&[]).contains("no matching records"));
+    }
+
+    fn in_round(mut r: Record, round: u32) -> Record {
+        r.round = Some(round);
+        r
+    }
+
+    #[test]
+    fn ratios_are_taken_within_rounds() {
+        // Round 2 is twice as fast for both: within each round the ratio is 2.
+        let recs = vec![
+            in_round(stream("yasmin", 64, 20.0, Some(65536), 1), 1),
+            in_round(stream("tcp-netfront", 64, 10.0, None, 1), 1),
+            in_round(stream("yasmin", 64, 40.0, Some(65536), 1), 2),
+            in_round(stream("tcp-netfront", 64, 20.0, None, 1), 2),
+            in_round(stream("yasmin", 64, 33.0, Some(65536), 1), 3), // tcp missing in round 3
+            in_round(latency("yasmin", 1, 30.0), 1),
+            in_round(latency("tcp-netfront", 1, 60.0), 1),
+            in_round(latency("yasmin", 1, 10.0), 2),
+            in_round(latency("tcp-netfront", 1, 40.0), 2),
+        ];
+        let r = round_ratios(&recs, "tcp-netfront", false);
+        assert_eq!(
+            r[&64],
+            Spread {
+                median: 2.0,
+                min: 2.0,
+                max: 2.0,
+                n: 2
+            }
+        );
+        let l = round_ratios(&recs, "tcp-netfront", true);
+        assert_eq!(l[&1].n, 2);
+        assert_eq!((l[&1].min, l[&1].max), (0.25, 0.5));
+        assert_eq!(l[&1].median, 0.375);
+        let t = throughput_spread(&recs);
+        let y = t["yasmin"][&64];
+        assert_eq!((y.min, y.median, y.max, y.n), (20.0, 33.0, 40.0, 3));
+        assert!((y.relative_range() - 20.0 / 33.0).abs() < 1e-12);
+        let md = ratio_markdown(&recs);
+        assert!(md.contains("## Per round"), "{md}");
+        assert!(md.contains("| 64 | 2.00 [2.00-2.00] (2) |"), "{md}");
+        // Records without rounds: no per-round table.
+        assert!(!ratio_markdown(&sample()).contains("Per round"));
     }
 
     #[test]

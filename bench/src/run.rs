@@ -397,6 +397,8 @@ pub struct ClientConfig {
     pub pin: Option<usize>,
     /// Tell the server the run is over (a `--once` server then exits).
     pub send_quit: bool,
+    /// Round of an interleaved series, recorded as is.
+    pub round: Option<u32>,
     pub slack: Duration,
 }
 
@@ -531,6 +533,7 @@ fn run_one(cfg: &ClientConfig, size: u64, reached: &mut bool) -> Result<Record> 
         address: Some(cfg.addr.to_string()),
         pin: cfg.pin,
         unix_time: now_unix(),
+        round: cfg.round,
         ..Record::default()
     };
     match cfg.kind {

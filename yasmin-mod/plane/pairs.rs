@@ -371,16 +371,17 @@ impl Plane {
         }
         let mut again = self.peers.iter().any(|p| p.pair.deadline().is_some());
         again |= self.check_liveness(now);
-        let mut cached = false;
         if now >= self.last_sweep.saturating_add(1000) {
             self.last_sweep = now;
             self.revoke_lingering();
             grant::retry_withheld();
-            cached = grant::trim_frames();
+            grant::trim_frames();
         }
-        // The live count, not the last sweep's: pages withheld since (a socket released
-        // after its peer died) need the next sweep even when no channel is left to tick.
-        again |= grant::withheld_now() > 0 || self.conns.lingering() > 0 || cached;
+        // The live counts, not the last sweep's: pages withheld since (a socket released
+        // after its peer died), and frames cached since, need the next sweep even when no
+        // channel is left to tick.
+        again |= grant::withheld_now() > 0 || self.conns.lingering() > 0;
+        again |= grant::frames_cached() > 0;
         if again {
             glue::work_kick_after(1000);
         }

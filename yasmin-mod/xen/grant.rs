@@ -442,19 +442,20 @@ fn free_frames(pages: &mut [*mut bindings::page]) {
     unsafe { bindings::gnttab_free_pages(pages.len() as i32, pages.as_mut_ptr()) };
 }
 
-/// The control plane's sweep (every second while anything is left to sweep): a cache
-/// unused since the last sweep goes back to the balloon. Returns whether frames remain
-/// cached (the sweep must come again).
-pub(crate) fn trim_frames() -> bool {
-    FRAMES
-        .with(|pool| {
-            if pool.uses == pool.seen {
-                pool.drain();
-            }
-            pool.seen = pool.uses;
-            pool.len > 0
-        })
-        .unwrap_or(false)
+/// The control plane's sweep (every second while anything is left to sweep, cached
+/// frames included): a cache unused since the last sweep goes back to the balloon.
+pub(crate) fn trim_frames() {
+    let _ = FRAMES.with(|pool| {
+        if pool.uses == pool.seen {
+            pool.drain();
+        }
+        pool.seen = pool.uses;
+    });
+}
+
+/// Frames cached now.
+pub(crate) fn frames_cached() -> i64 {
+    FRAME_CACHE_PAGES.load(Ordering::Relaxed)
 }
 
 /// Suspend: every cached frame goes back to the balloon before the guest is frozen.

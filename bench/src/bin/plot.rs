@@ -33,6 +33,8 @@ struct Curve {
     points: Vec<(f64, f64)>,
     color: RGBAColor,
     dashed: bool,
+    /// Spread bars: (x, lowest, highest) over the rounds of each point.
+    bars: Vec<(f64, f64, f64)>,
 }
 
 /// Stable colours: each transport keeps its colour in every chart.
@@ -176,6 +178,20 @@ where
         series
             .label(&c.label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], legend_style));
+        // Spread bars (lowest to highest round), with short caps.
+        for &(x, lo, hi) in &c.bars {
+            let cap = 0.08;
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(x, lo), (x, hi)],
+                c.color.stroke_width(1),
+            )))?;
+            for y in [lo, hi] {
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(x - cap, y), (x + cap, y)],
+                    c.color.stroke_width(1),
+                )))?;
+            }
+        }
         // Markers, so that a one-point curve still shows.
         chart.draw_series(
             c.points
@@ -214,6 +230,12 @@ fn draw_sizes(
         (0.0, 10.0)
     };
     let (y0, y1) = range(curves, |p| p.1, true);
+    // Room for the spread bars below the lowest point.
+    let y0 = curves
+        .iter()
+        .flat_map(|c| c.bars.iter())
+        .filter(|b| b.1 > 0.0)
+        .fold(y0, |lo, b| lo.min(b.1 / 1.5));
     draw(
         path,
         title,
@@ -234,6 +256,7 @@ fn plot_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
     );
     let mut written = Vec::new();
 
+    let spreads = report::throughput_spread(records);
     let curves: Vec<Curve> = report::throughput_series(records)
         .iter()
         .map(|(t, p)| Curve {
@@ -241,12 +264,20 @@ fn plot_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
             points: log2_pts(p),
             color: colors.of(t),
             dashed: false,
+            // Only points measured more than once have a spread to show.
+            bars: spreads
+                .get(t)
+                .into_iter()
+                .flatten()
+                .filter(|(x, s)| **x > 0 && s.n > 1)
+                .map(|(x, s)| ((*x as f64).log2(), s.min, s.max))
+                .collect(),
         })
         .collect();
     let path = out.join("throughput.svg");
     draw_sizes(
         &path,
-        &format!("Stream throughput, 1 connection, send ({ring})"),
+        &format!("Stream throughput, 1 connection, send ({ring}; bars: range over rounds)"),
         "message size (bytes)",
         "throughput (MB/s, 1 MB = 1e6 B)",
         &curves,
@@ -262,6 +293,7 @@ fn plot_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
                 points: log2_pts(p),
                 color: colors.of(t),
                 dashed,
+                bars: Vec::new(),
             });
         }
     }
@@ -286,6 +318,7 @@ fn plot_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
                 .collect(),
             color: colors.of(t),
             dashed: false,
+            bars: Vec::new(),
         })
         .collect();
     let (x0, x1) = range(&curves, |p| p.0, true);
@@ -310,6 +343,7 @@ fn plot_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
             points: log2_pts(p),
             color: color(i),
             dashed: false,
+            bars: Vec::new(),
         })
         .collect();
     let path = out.join("ring-size.svg");
@@ -335,6 +369,7 @@ fn plot_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
                     points: pts(p),
                     color: colors.of(t),
                     dashed: false,
+                    bars: Vec::new(),
                 })
                 .collect(),
         ),

@@ -37,18 +37,23 @@ L="--connect vsock:1:7003 --transport-label vsock-loopback"
 # under this XenStore base, 64 KiB rings each way (libvchan's own sizes; see bench/README).
 V="--connect vchan:$PEER_DOMID:/local/domain/$PEER_DOMID/data/ybv --transport-label vchan"
 
+# Stream and latency in interleaved rounds: every transport once per round, round after
+# round (A B C .. A B C ..), so that a slow minute of the host touches every transport
+# alike; report.rs takes each ratio within a round and gives the median and range.
 run_bench memcpy-reference memcpy --msg-sizes $BENCH_STREAM_SIZES
-for t in Y T U L V; do
-    eval a=\$$t
-    bench "stream-$t" $a --kind stream --direction send --msg-sizes $BENCH_STREAM_SIZES
+for r in $(seq "${BENCH_ROUNDS:-1}"); do
+    for t in Y T U L V; do
+        eval a=\$$t
+        bench "stream-$t-r$r" $a --kind stream --direction send --msg-sizes $BENCH_STREAM_SIZES --round "$r"
+    done
+    for t in Y T U L V; do
+        eval a=\$$t
+        bench "latency-$t-r$r" $a --kind latency --msg-sizes $BENCH_LATENCY_SIZES --round "$r"
+    done
 done
 for t in Y T; do
     eval a=\$$t
     bench "duplex-$t" $a --kind stream --direction duplex --msg-sizes 64K
-done
-for t in Y T U L V; do
-    eval a=\$$t
-    bench "latency-$t" $a --kind latency --msg-sizes $BENCH_LATENCY_SIZES
 done
 for r in $BENCH_RING_SIZES; do
     bench "ring-$r" --connect "vsock:$PEER_CID:7000" --transport-label yasmin --buffer-size $r \
