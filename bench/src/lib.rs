@@ -3,6 +3,7 @@
 //! TCP over netfront, Unix sockets, vsock loopback, Xen libvchan...) so that their numbers
 //! compare, and the record handling that the plotting tool shares. See README.md.
 
+pub mod costs;
 pub mod net;
 pub mod proto;
 pub mod record;

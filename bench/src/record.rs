@@ -65,6 +65,17 @@ pub struct Record {
     /// so that ratios are taken between runs of the same round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub round: Option<u32>,
+    /// Guest-wide counters over the run (`costs`: connect to close, warm-up included):
+    /// context switches and interrupts of the client's guest, YASMIN's event-channel
+    /// signals there (sent + received), and the seconds they were counted over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctxt: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intr: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yasmin_signals: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_s: Option<f64>,
 }
 
 impl Record {

@@ -331,6 +331,104 @@ fn round_markdown(records: &[Record], s: &mut String) {
     }
 }
 
+/// What one unit of work cost a transport, median over its runs: per MB delivered
+/// (stream, send) or per round trip (latency), in the client's guest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CostRow {
+    pub transport: String,
+    /// `stream` (per MB) or `latency` (per round trip).
+    pub kind: String,
+    pub msg_size: u64,
+    pub ctxt: Option<f64>,
+    pub intr: Option<f64>,
+    pub signals: Option<f64>,
+}
+
+/// Units of work per second of a record: MB/s, or round trips per second.
+fn units_per_s(r: &Record) -> Option<f64> {
+    let u = if r.kind == "latency" {
+        r.count? as f64 / r.duration_s
+    } else {
+        r.throughput_mb_s?
+    };
+    (u > 0.0 && u.is_finite()).then_some(u)
+}
+
+/// Cost rows (1 connection, default ring) for every transport and size with counters.
+pub fn cost_rows(records: &[Record]) -> Vec<CostRow> {
+    let ring = default_ring(records);
+    type Key = (String, String, u64);
+    let mut m: BTreeMap<Key, [Vec<f64>; 3]> = BTreeMap::new();
+    for r in records
+        .iter()
+        .filter(|r| r.connections == 1 && at_ring(r, ring))
+        .filter(|r| r.kind == "latency" || (is_send(r) && r.direction == "send"))
+    {
+        let (Some(secs), Some(units)) = (r.counted_s, units_per_s(r)) else {
+            continue;
+        };
+        if secs <= 0.0 {
+            continue;
+        }
+        let e = m
+            .entry((r.transport.clone(), r.kind.clone(), r.msg_size))
+            .or_default();
+        for (v, c) in e.iter_mut().zip([r.ctxt, r.intr, r.yasmin_signals]) {
+            if let Some(c) = c {
+                v.push(c as f64 / secs / units);
+            }
+        }
+    }
+    m.into_iter()
+        .map(|((transport, kind, msg_size), [c, i, sg])| {
+            let med = |v: Vec<f64>| (!v.is_empty()).then(|| median(v));
+            CostRow {
+                transport,
+                kind,
+                msg_size,
+                ctxt: med(c),
+                intr: med(i),
+                signals: med(sg),
+            }
+        })
+        .collect()
+}
+
+/// `costs.md`: the cost rows as two tables (stream per MB, latency per round trip).
+pub fn cost_markdown(records: &[Record]) -> String {
+    let rows = cost_rows(records);
+    let mut s = String::from(
+        "# yasmin-bench costs\n\nGuest-wide counters of the client's guest over each run \
+         (connect to close, warm-up included), per unit of work, median over the runs: \
+         context switches and interrupts (/proc/stat), and YASMIN's event-channel signals \
+         sent plus received (each a hypercall on the sending side; 0 for the other \
+         transports unless YASMIN traffic ran beside them). 1 connection, default ring.\n",
+    );
+    for (kind, unit) in [("stream", "per MB"), ("latency", "per round trip")] {
+        let _ = writeln!(
+            s,
+            "\n## {kind} ({unit})\n\n| transport | msg size | context switches | interrupts | yasmin signals |\n|---|---:|---:|---:|---:|"
+        );
+        let mut any = false;
+        for r in rows.iter().filter(|r| r.kind == kind) {
+            any = true;
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                r.transport,
+                format_size(r.msg_size),
+                cell(r.ctxt),
+                cell(r.intr),
+                cell(r.signals)
+            );
+        }
+        if !any {
+            s.push_str("\n(no records with counters)\n");
+        }
+    }
+    s
+}
+
 fn cell(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.2}"))
 }
@@ -517,6 +615,43 @@ mod tests {
         assert!(md.contains("| 64 | 2.00 [2.00-2.00] (2) |"), "{md}");
         // Records without rounds: no per-round table.
         assert!(!ratio_markdown(&sample()).contains("Per round"));
+    }
+
+    #[test]
+    fn costs_per_unit_of_work() {
+        let mut a = stream("yasmin", 64, 10.0, Some(65536), 1); // 10 MB/s
+        a.counted_s = Some(2.0);
+        a.ctxt = Some(400); // 200/s over 10 MB/s: 20 per MB
+        a.intr = Some(100);
+        a.yasmin_signals = Some(60);
+        let mut b = stream("tcp-netfront", 64, 5.0, None, 1);
+        b.counted_s = Some(1.0);
+        b.ctxt = Some(50); // 10 per MB
+        let mut l = latency("yasmin", 1, 30.0);
+        l.count = Some(1000); // 1000 round trips per second (duration 1 s)
+        l.counted_s = Some(2.0);
+        l.ctxt = Some(8000); // 4 per round trip
+        let none = stream("unix", 64, 5.0, None, 1); // no counters: no row
+        let rows = cost_rows(&[a, b, l, none]);
+        assert_eq!(rows.len(), 3);
+        let y = rows
+            .iter()
+            .find(|r| r.transport == "yasmin" && r.kind == "stream")
+            .unwrap();
+        assert_eq!(
+            (y.ctxt, y.intr, y.signals),
+            (Some(20.0), Some(5.0), Some(3.0))
+        );
+        let t = rows.iter().find(|r| r.transport == "tcp-netfront").unwrap();
+        assert_eq!((t.ctxt, t.intr), (Some(10.0), None));
+        let yl = rows.iter().find(|r| r.kind == "latency").unwrap();
+        assert_eq!(yl.ctxt, Some(4.0));
+        let md = cost_markdown(&rows_records());
+        assert!(md.contains("no records with counters"), "{md}");
+    }
+
+    fn rows_records() -> Vec<Record> {
+        sample()
     }
 
     #[test]

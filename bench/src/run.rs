@@ -12,6 +12,7 @@
 //! every stream ends with a trailer, and each side drops its socket once it has sent its
 //! own trailer and read the peer's.
 
+use crate::costs;
 use crate::net::{pin_to_cpu, Addr, Conn, Listener, SockOpts};
 use crate::proto::{
     end_marker, is_end_marker, Framer, Header, Mode, Report, CLIENT_FILL, HEADER_LEN, REPORT_LEN,
@@ -409,8 +410,14 @@ pub fn run_client(cfg: &ClientConfig) -> Result<Vec<Record>> {
         .msg_sizes
         .iter()
         .map(|&size| {
-            let rec = run_one(cfg, size, &mut reached)
+            let before = costs::read();
+            let mut rec = run_one(cfg, size, &mut reached)
                 .with_context(|| format!("{} B messages to {}", size, cfg.addr))?;
+            let c = before.until(&costs::read());
+            rec.ctxt = c.ctxt;
+            rec.intr = c.intr;
+            rec.yasmin_signals = c.signals;
+            rec.counted_s = Some(c.seconds);
             rec.emit(cfg.json.as_deref())?;
             Ok(rec)
         })

@@ -17,7 +17,7 @@ use yasmin_bench::size::format_size;
 #[command(
     name = "yasmin-bench-plot",
     about = "Draw yasmin-bench results: throughput.svg, latency.svg, latency-cdf.svg, \
-             ring-size.svg, connections.svg and ratios.md"
+             ring-size.svg, connections.svg, ratios.md and costs.md"
 )]
 struct Cli {
     /// JSON Lines file written by `yasmin-bench ... --json`.
@@ -401,6 +401,11 @@ fn plot_all(records: &[Record], out: &Path) -> Result<Vec<PathBuf>> {
 
     let path = out.join("ratios.md");
     std::fs::write(&path, report::ratio_markdown(records))
+        .with_context(|| format!("writing {}", path.display()))?;
+    written.push(path);
+
+    let path = out.join("costs.md");
+    std::fs::write(&path, report::cost_markdown(records))
         .with_context(|| format!("writing {}", path.display()))?;
     written.push(path);
     Ok(written)
