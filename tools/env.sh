@@ -16,8 +16,8 @@ XEN_VERSION=4.17
 # version debootstrap puts in the dom0 rootfs as its toolstack (xen-utils).
 XEN_SRC_VERSION=4.17.5+72-g01140da4e8-1
 
-# Xen's development libraries for the benchmark's libvchan transport (same build as the
-# dom0 rootfs's xen-utils).
+# Xen's development libraries for the benchmark's libvchan transport (the security update
+# of the same 4.17 release; the dom0 rootfs's xen-utils are bookworm's 4.17.5).
 XEN_DEV_VERSION=4.17.7+13-g2445b30a44-0+deb12u1
 
 # Userspace programs for the test bed, one build directory per checkout: cargo decides

@@ -54,36 +54,46 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Groups `(curve, x, y)` triples into curves of median-reduced points.
-fn group<K: Ord>(items: impl Iterator<Item = (K, u64, f64)>) -> BTreeMap<K, Points> {
+/// The records of the headline comparison: one connection, at the default ring (records
+/// of other transports carry no ring).
+fn headline(records: &[Record]) -> impl Iterator<Item = &Record> {
+    let ring = default_ring(records);
+    records
+        .iter()
+        .filter(move |r| r.connections == 1 && at_ring(r, ring))
+}
+
+/// Gathers `(curve, x, y)` triples: every y measured at each x of each curve.
+fn gather<K: Ord>(
+    items: impl Iterator<Item = (K, u64, f64)>,
+) -> BTreeMap<K, BTreeMap<u64, Vec<f64>>> {
     let mut m: BTreeMap<K, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
     for (k, x, y) in items {
         m.entry(k).or_default().entry(x).or_default().push(y);
     }
-    m.into_iter()
+    m
+}
+
+/// Groups `(curve, x, y)` triples into curves of median-reduced points.
+fn group<K: Ord>(items: impl Iterator<Item = (K, u64, f64)>) -> BTreeMap<K, Points> {
+    gather(items)
+        .into_iter()
         .map(|(k, pts)| (k, pts.into_iter().map(|(x, ys)| (x, median(ys))).collect()))
         .collect()
 }
 
 /// Send throughput (MB/s) vs message size per transport: one connection, default ring.
 pub fn throughput_series(records: &[Record]) -> BTreeMap<String, Points> {
-    let ring = default_ring(records);
     group(
-        records
-            .iter()
-            .filter(|r| is_send(r) && r.connections == 1 && at_ring(r, ring))
+        headline(records)
+            .filter(|r| is_send(r))
             .filter_map(|r| Some((r.transport.clone(), r.msg_size, r.throughput_mb_s?))),
     )
 }
 
 /// p50 and p99 latency (us) vs message size per transport: one connection, default ring.
 pub fn latency_series(records: &[Record]) -> (BTreeMap<String, Points>, BTreeMap<String, Points>) {
-    let ring = default_ring(records);
-    let sel = || {
-        records
-            .iter()
-            .filter(move |r| r.kind == "latency" && r.connections == 1 && at_ring(r, ring))
-    };
+    let sel = || headline(records).filter(|r| r.kind == "latency");
     (
         group(sel().filter_map(|r| Some((r.transport.clone(), r.msg_size, r.p50_us?)))),
         group(sel().filter_map(|r| Some((r.transport.clone(), r.msg_size, r.p99_us?)))),
@@ -93,12 +103,8 @@ pub fn latency_series(records: &[Record]) -> (BTreeMap<String, Points>, BTreeMap
 /// The percentile ladder (`[percentile, us]`) of `msg_size`-byte latency per transport:
 /// the last such record of each (ladders cannot be merged).
 pub fn cdf_series(records: &[Record], msg_size: u64) -> BTreeMap<String, Vec<[f64; 2]>> {
-    let ring = default_ring(records);
-    records
-        .iter()
-        .filter(|r| {
-            r.kind == "latency" && r.msg_size == msg_size && r.connections == 1 && at_ring(r, ring)
-        })
+    headline(records)
+        .filter(|r| r.kind == "latency" && r.msg_size == msg_size)
         .filter_map(|r| Some((r.transport.clone(), r.percentiles.clone()?)))
         .collect()
 }
@@ -218,38 +224,27 @@ impl Spread {
 /// Send throughput per transport and message size (1 connection, default ring): the
 /// spread over every run of that point (the rounds of an interleaved series).
 pub fn throughput_spread(records: &[Record]) -> BTreeMap<String, BTreeMap<u64, Spread>> {
-    let ring = default_ring(records);
-    let mut m: BTreeMap<String, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
-    for r in records
-        .iter()
-        .filter(|r| is_send(r) && r.connections == 1 && at_ring(r, ring))
-    {
-        if let Some(y) = r.throughput_mb_s {
-            m.entry(r.transport.clone())
-                .or_default()
-                .entry(r.msg_size)
-                .or_default()
-                .push(y);
-        }
-    }
-    m.into_iter()
-        .map(|(t, pts)| {
-            let pts = pts
-                .into_iter()
-                .filter_map(|(x, ys)| Some((x, Spread::of(ys)?)))
-                .collect();
-            (t, pts)
-        })
-        .collect()
+    gather(
+        headline(records)
+            .filter(|r| is_send(r))
+            .filter_map(|r| Some((r.transport.clone(), r.msg_size, r.throughput_mb_s?))),
+    )
+    .into_iter()
+    .map(|(t, pts)| {
+        let pts = pts
+            .into_iter()
+            .filter_map(|(x, ys)| Some((x, Spread::of(ys)?)))
+            .collect();
+        (t, pts)
+    })
+    .collect()
 }
 
 /// A figure of yasmin's and of `peer`'s, per round and message size (1 connection,
 /// default ring).
 fn by_round(records: &[Record], transport: &str, latency: bool) -> BTreeMap<(u64, u32), f64> {
-    let ring = default_ring(records);
-    records
-        .iter()
-        .filter(|r| r.transport == transport && r.connections == 1 && at_ring(r, ring))
+    headline(records)
+        .filter(|r| r.transport == transport)
         .filter(|r| {
             if latency {
                 r.kind == "latency"
@@ -356,13 +351,10 @@ fn units_per_s(r: &Record) -> Option<f64> {
 
 /// Cost rows (1 connection, default ring) for every transport and size with counters.
 pub fn cost_rows(records: &[Record]) -> Vec<CostRow> {
-    let ring = default_ring(records);
     type Key = (String, String, u64);
     let mut m: BTreeMap<Key, [Vec<f64>; 3]> = BTreeMap::new();
-    for r in records
-        .iter()
-        .filter(|r| r.connections == 1 && at_ring(r, ring))
-        .filter(|r| r.kind == "latency" || (is_send(r) && r.direction == "send"))
+    for r in
+        headline(records).filter(|r| r.kind == "latency" || (is_send(r) && r.direction == "send"))
     {
         let (Some(secs), Some(units)) = (r.counted_s, units_per_s(r)) else {
             continue;
