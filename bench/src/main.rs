@@ -133,6 +133,13 @@ enum Cmd {
         json: Option<PathBuf>,
         #[arg(long)]
         pin: Option<usize>,
+        /// write(2) each buffer to this file instead (`/dev/null`: the system call's own
+        /// cost, the floor under any socket's send of that size; direction `syscall`).
+        #[arg(long)]
+        sink: Option<PathBuf>,
+        /// Round number to record (as for `client`).
+        #[arg(long)]
+        round: Option<u32>,
     },
 }
 
@@ -241,6 +248,8 @@ fn run(cli: Cli) -> Result<()> {
             transport_label,
             json,
             pin,
+            sink,
+            round,
         } => run::run_memcpy(&MemcpyConfig {
             msg_sizes: sizes(&msg_sizes)?,
             duration: seconds("--duration", duration, false)?,
@@ -248,6 +257,8 @@ fn run(cli: Cli) -> Result<()> {
             label: transport_label,
             json,
             pin,
+            sink,
+            round,
         })
         .map(drop),
     }

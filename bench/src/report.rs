@@ -12,6 +12,8 @@ use std::fmt::Write;
 pub const YASMIN: &str = "yasmin";
 /// The denominators of the stream ratio columns, in table order.
 pub const RATIO_PEERS: [&str; 5] = ["tcp-netfront", "unix", "vsock-loopback", "vchan", "memcpy"];
+/// The system-call floor: write(2) of each message size to /dev/null in the client's guest.
+pub const FLOOR: &str = "write-devnull";
 /// The denominator of the latency ratio column.
 pub const LATENCY_PEER: &str = "tcp-netfront";
 
@@ -39,9 +41,10 @@ fn at_ring(r: &Record, ring: Option<u64>) -> bool {
     r.ring_size.is_none() || r.ring_size == ring
 }
 
-/// Stream records comparable with the `send` curves (memcpy's `copy` included).
+/// Stream records comparable with the `send` curves (memcpy's `copy` and the system-call
+/// floor's `syscall` included).
 fn is_send(r: &Record) -> bool {
-    r.kind == "stream" && (r.direction == "send" || r.direction == "copy")
+    r.kind == "stream" && matches!(r.direction.as_str(), "send" | "copy" | "syscall")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -456,7 +459,71 @@ pub fn ratio_markdown(records: &[Record]) -> String {
         s.push_str("\n(no matching records)\n");
     }
     round_markdown(records, &mut s);
+    floor_markdown(records, &mut s);
     s
+}
+
+/// One message size against the system-call floor.
+#[derive(Debug, PartialEq)]
+pub struct FloorRow {
+    pub msg_size: u64,
+    /// write(2) to /dev/null, MB/s.
+    pub floor: f64,
+    /// yasmin's and tcp-netfront's send throughput as a fraction of the floor.
+    pub yasmin: Option<f64>,
+    pub tcp: Option<f64>,
+    /// floor / tcp-netfront: the yasmin/netfront ratio a send costing nothing beyond its
+    /// system call would reach.
+    pub ceiling: Option<f64>,
+}
+
+/// Stream throughput against the system-call floor at every size the floor was measured.
+pub fn floor_rows(records: &[Record]) -> Vec<FloorRow> {
+    let tput = throughput_series(records);
+    let Some(floor) = tput.get(FLOOR) else {
+        return Vec::new();
+    };
+    floor
+        .iter()
+        .map(|&(size, f)| FloorRow {
+            msg_size: size,
+            floor: f,
+            yasmin: ratio(lookup(&tput, YASMIN, size), Some(f)),
+            tcp: ratio(lookup(&tput, LATENCY_PEER, size), Some(f)),
+            ceiling: ratio(Some(f), lookup(&tput, LATENCY_PEER, size)),
+        })
+        .collect()
+}
+
+fn floor_markdown(records: &[Record], s: &mut String) {
+    let rows = floor_rows(records);
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## The system-call floor\n\nwrite(2) of each message size to /dev/null in the \
+         client's guest: the cost of the system call alone, under every socket's send. \
+         Fractions: a transport's send throughput over the floor's. Ceiling: floor / \
+         {LATENCY_PEER}, the {YASMIN}/{LATENCY_PEER} ratio a send that cost nothing beyond \
+         its system call would reach.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| msg size | floor MB/s | {YASMIN} / floor | {LATENCY_PEER} / floor | ceiling |"
+    );
+    s.push_str("|---:|---:|---:|---:|---:|\n");
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {:.1} | {} | {} | {} |",
+            format_size(r.msg_size),
+            r.floor,
+            cell(r.yasmin),
+            cell(r.tcp),
+            cell(r.ceiling)
+        );
+    }
 }
 
 #[cfg(test)]
@@ -660,5 +727,33 @@ mod tests {
         let (p50, p99) = latency_series(&recs);
         assert_eq!(p50["yasmin"], vec![(1, 30.0), (64, 40.0)]);
         assert_eq!(p99["tcp-netfront"], vec![(1, 120.0)]);
+    }
+
+    #[test]
+    fn floor_rows_compare_with_the_system_call() {
+        let mut floor = stream(FLOOR, 64, 40.0, None, 1);
+        floor.direction = "syscall".into();
+        let recs = vec![
+            floor,
+            stream(YASMIN, 64, 20.0, Some(65536), 1),
+            stream("tcp-netfront", 64, 10.0, None, 1),
+            stream(YASMIN, 4096, 300.0, Some(65536), 1),
+        ];
+        let rows = floor_rows(&recs);
+        assert_eq!(
+            rows,
+            vec![FloorRow {
+                msg_size: 64,
+                floor: 40.0,
+                yasmin: Some(0.5),
+                tcp: Some(0.25),
+                ceiling: Some(4.0),
+            }]
+        );
+        let md = ratio_markdown(&recs);
+        assert!(md.contains("## The system-call floor"));
+        assert!(md.contains("| 64 | 40.0 | 0.50 | 0.25 | 4.00 |"), "{md}");
+        // No floor measured: no section.
+        assert!(!ratio_markdown(&recs[1..]).contains("system-call floor"));
     }
 }

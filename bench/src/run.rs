@@ -21,6 +21,7 @@ use crate::proto::{
 use crate::record::{now_unix, Record, LADDER};
 use anyhow::{anyhow, bail, Context, Result};
 use hdrhistogram::Histogram;
+use std::fs::{File, OpenOptions};
 use std::hint::black_box;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -737,28 +738,39 @@ fn pingpong_conn(mut conn: Conn, h: Header, timeout: Duration) -> Result<ConnRes
 // ---------------------------------------------------------------------------------
 // memcpy
 
-/// Copies a `size`-byte buffer into another for `warmup` then `duration`; returns the
-/// bytes copied in the measured part and its length.
-pub fn memcpy_rate(size: usize, warmup: Duration, duration: Duration) -> (u64, Duration) {
+/// Copies a `size`-byte buffer into another for `warmup` then `duration` (with a `sink`:
+/// writes it there with write(2) instead); returns the bytes copied in the measured part
+/// and its length.
+pub fn memcpy_rate(
+    size: usize,
+    warmup: Duration,
+    duration: Duration,
+    mut sink: Option<&mut File>,
+) -> io::Result<(u64, Duration)> {
     let src = vec![0xa5u8; size];
     let mut dst = vec![0u8; size];
     // Look at the clock about every MiB so that timing does not dominate small copies.
     let batch = (1 << 20) / size.max(1) + 1;
-    let mut run = |until: Instant| -> u64 {
+    let mut run = |until: Instant| -> io::Result<u64> {
         let mut n = 0u64;
         while Instant::now() < until {
             for _ in 0..batch {
-                dst.copy_from_slice(black_box(&src));
-                black_box(&mut dst);
+                n += match sink.as_deref_mut() {
+                    Some(f) => f.write(black_box(&src))? as u64,
+                    None => {
+                        dst.copy_from_slice(black_box(&src));
+                        black_box(&mut dst);
+                        size as u64
+                    }
+                };
             }
-            n += (batch * size) as u64;
         }
-        n
+        Ok(n)
     };
-    run(Instant::now() + warmup);
+    run(Instant::now() + warmup)?;
     let start = Instant::now();
-    let bytes = run(start + duration);
-    (bytes, start.elapsed())
+    let bytes = run(start + duration)?;
+    Ok((bytes, start.elapsed()))
 }
 
 pub struct MemcpyConfig {
@@ -768,18 +780,33 @@ pub struct MemcpyConfig {
     pub label: String,
     pub json: Option<PathBuf>,
     pub pin: Option<usize>,
+    /// write(2) each buffer to this file instead of copying it (`/dev/null`: the cost of
+    /// the system call alone, the floor under every socket's send).
+    pub sink: Option<PathBuf>,
+    pub round: Option<u32>,
 }
 
 pub fn run_memcpy(cfg: &MemcpyConfig) -> Result<Vec<Record>> {
     maybe_pin(cfg.pin)?;
+    let mut sink = match &cfg.sink {
+        Some(p) => Some(
+            OpenOptions::new()
+                .write(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
+        ),
+        None => None,
+    };
     let mut out = Vec::new();
     for &size in &cfg.msg_sizes {
         let n = usize::try_from(size).context("size too large")?;
-        let (bytes, elapsed) = memcpy_rate(n, cfg.warmup, cfg.duration);
+        let (bytes, elapsed) = memcpy_rate(n, cfg.warmup, cfg.duration, sink.as_mut())
+            .context("writing to the sink")?;
         let rec = Record {
             transport: cfg.label.clone(),
             kind: "stream".into(),
-            direction: "copy".into(),
+            direction: if sink.is_some() { "syscall" } else { "copy" }.into(),
+            round: cfg.round,
             msg_size: size,
             connections: 1,
             duration_s: cfg.duration.as_secs_f64(),
@@ -880,7 +907,20 @@ mod tests {
 
     #[test]
     fn memcpy_moves_bytes() {
-        let (bytes, elapsed) = memcpy_rate(4096, Duration::ZERO, Duration::from_millis(20));
+        let (bytes, elapsed) =
+            memcpy_rate(4096, Duration::ZERO, Duration::from_millis(20), None).unwrap();
         assert!(bytes > 0 && elapsed >= Duration::from_millis(20));
+        assert_eq!(bytes % 4096, 0);
+    }
+
+    #[test]
+    fn syscall_floor_writes_to_the_sink() {
+        let mut f = OpenOptions::new().write(true).open("/dev/null").unwrap();
+        let (bytes, _) =
+            memcpy_rate(64, Duration::ZERO, Duration::from_millis(20), Some(&mut f)).unwrap();
+        assert!(bytes > 0 && bytes % 64 == 0);
+        // A sink that refuses writes fails the run instead of counting nothing.
+        let mut ro = std::fs::File::open("/dev/null").unwrap();
+        assert!(memcpy_rate(64, Duration::ZERO, Duration::from_millis(5), Some(&mut ro)).is_err());
     }
 }

@@ -42,6 +42,10 @@ V="--connect vchan:$PEER_DOMID:/local/domain/$PEER_DOMID/data/ybv --transport-la
 # alike; report.rs takes each ratio within a round and gives the median and range.
 run_bench memcpy-reference memcpy --msg-sizes $BENCH_STREAM_SIZES
 for r in $(seq "${BENCH_ROUNDS:-1}"); do
+    # The system-call floor: write(2) of each size to /dev/null (ratios.md compares the
+    # sends with it: what no change inside a transport can beat).
+    run_bench "floor-r$r" memcpy --msg-sizes $BENCH_STREAM_SIZES --sink /dev/null \
+        --transport-label write-devnull --round "$r"
     for t in Y T U L V; do
         eval a=\$$t
         bench "stream-$t-r$r" $a --kind stream --direction send --msg-sizes $BENCH_STREAM_SIZES --round "$r"
