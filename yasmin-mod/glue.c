@@ -5,6 +5,7 @@
 #include <linux/gfp.h>
 #include <linux/mm.h>
 #include <linux/workqueue.h>
+#include <linux/slab.h>
 #include <linux/debugfs.h>
 #include <linux/seq_file.h>
 #include <linux/timex.h>
@@ -36,6 +37,8 @@ YASMIN_PARAM(linger_ms, 30000,
 	     "How long a closed socket's ring stays readable for a peer that has not closed its side (default 30000)");
 YASMIN_PARAM(bad_msg_budget, 32,
 	     "Invalid control messages a peer may send per channel per minute before the channel is reset (default 32)");
+YASMIN_PARAM(max_setups, 4,
+	     "Incoming connections set up at once (1..64; default 4; 1 = one after the other)");
 
 unsigned long yasmin_total_ram_pages(void)
 {
@@ -212,6 +215,55 @@ void yasmin_ctl_cancel(void)
 void yasmin_ctl_disable(void)
 {
 	disable_delayed_work_sync(&yasmin_ctl_dwork);
+}
+
+static struct workqueue_struct *yasmin_setup_wq;
+
+struct yasmin_setup_item {
+	struct work_struct work;
+	void *job;
+};
+
+static void yasmin_setup_workfn(struct work_struct *work)
+{
+	struct yasmin_setup_item *it = container_of(work, struct yasmin_setup_item, work);
+	void *job = it->job;
+
+	kfree(it);
+	yasmin_setup_run(job);
+}
+
+/* At most `max_active` set-ups run at once (max_setups, checked at load). */
+int yasmin_setup_start(unsigned int max_active)
+{
+	yasmin_setup_wq = alloc_workqueue("yasmin_setup", WQ_UNBOUND, max_active);
+	return yasmin_setup_wq ? 0 : -ENOMEM;
+}
+
+/* Queues `job` for yasmin_setup_run(); false (nothing queued) without memory. */
+bool yasmin_setup_queue(void *job)
+{
+	struct yasmin_setup_item *it = kmalloc(sizeof(*it), GFP_KERNEL);
+
+	if (!it)
+		return false;
+	INIT_WORK(&it->work, yasmin_setup_workfn);
+	it->job = job;
+	queue_work(yasmin_setup_wq, &it->work);
+	return true;
+}
+
+/* Waits for every set-up queued so far (the caller has stopped the queueing). */
+void yasmin_setup_flush(void)
+{
+	flush_workqueue(yasmin_setup_wq);
+}
+
+/* Waits for every set-up, then frees the workqueue. */
+void yasmin_setup_stop(void)
+{
+	destroy_workqueue(yasmin_setup_wq);
+	yasmin_setup_wq = NULL;
 }
 
 static int yasmin_pm_freeze_cb(struct device *dev)

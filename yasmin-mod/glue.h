@@ -31,6 +31,7 @@ extern unsigned int yasmin_param_max_granted_pages;
 extern unsigned int yasmin_param_max_mapped_pages;
 extern unsigned int yasmin_param_linger_ms;
 extern unsigned int yasmin_param_bad_msg_budget;
+extern unsigned int yasmin_param_max_setups;
 /* Sizes the default limits derive from (totalram_pages() is a static inline). */
 unsigned long yasmin_total_ram_pages(void);
 unsigned long yasmin_grant_entries(void);
@@ -83,6 +84,17 @@ void yasmin_ctl_kick(void);
 void yasmin_ctl_kick_after(unsigned int ms);
 void yasmin_ctl_cancel(void);
 void yasmin_ctl_disable(void);
+
+/*
+ * Incoming connections are set up off the control work item, several at once, on a
+ * workqueue of their own (the job is Rust's, run by yasmin_setup_run() in
+ * transport/mod.rs): INIT_WORK and container_of are macros.
+ */
+void yasmin_setup_run(void *job);
+int yasmin_setup_start(unsigned int max_active);
+bool yasmin_setup_queue(void *job);
+void yasmin_setup_flush(void);
+void yasmin_setup_stop(void);
 
 /*
  * Save/restore and migration: a platform device whose dev_pm_ops (C structures) call

@@ -4,6 +4,7 @@
 //! (work item, debugfs, socket callbacks) reach the running control plane.
 
 use crate::bindings;
+use crate::transport::IncomingSetup;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Mutex;
@@ -33,6 +34,12 @@ pub(crate) fn limit_params() -> (u32, u32, u32, u32, u32, u32) {
             bindings::yasmin_param_bad_msg_budget,
         )
     }
+}
+
+/// The `max_setups` parameter: incoming connections set up at once.
+pub(crate) fn max_setups() -> u32 {
+    // SAFETY: a plain u32 written only by the module loader before init runs.
+    unsafe { bindings::yasmin_param_max_setups }
 }
 
 /// (RAM pages, grant-table entries) of this guest, which the default limits derive from.
@@ -68,6 +75,56 @@ pub(crate) fn work_cancel() {
 pub(crate) fn work_disable() {
     // SAFETY: the static work item; may sleep, which the caller allows.
     unsafe { bindings::yasmin_ctl_disable() };
+}
+
+/// Most set-ups at once `max_setups` may ask for.
+pub(crate) const SETUPS_LIMIT: u32 = 64;
+
+/// The workqueue that sets up incoming connections, several at once (glue.c), while it
+/// lives: dropping it waits for every set-up queued.
+pub(crate) struct SetupQueue(());
+
+impl SetupQueue {
+    /// At most `max_active` set-ups at once (1..=[`SETUPS_LIMIT`]).
+    pub(crate) fn start(max_active: u32) -> Result<Self> {
+        if !(1..=SETUPS_LIMIT).contains(&max_active) {
+            return Err(EINVAL);
+        }
+        // SAFETY: allocates glue.c's workqueue once; `drop` frees it.
+        kernel::error::to_result(unsafe { bindings::yasmin_setup_start(max_active) })?;
+        Ok(SetupQueue(()))
+    }
+}
+
+impl Drop for SetupQueue {
+    fn drop(&mut self) {
+        // SAFETY: the workqueue `start` allocated; waits for its jobs (process context).
+        unsafe { bindings::yasmin_setup_stop() };
+    }
+}
+
+/// Queues `job` for `yasmin_setup_run` (transport/mod.rs) on the set-up workqueue;
+/// gives it back if there is no memory to queue it.
+pub(crate) fn setup_queue(
+    job: KBox<IncomingSetup>,
+) -> core::result::Result<(), KBox<IncomingSetup>> {
+    let raw = KBox::into_raw(job);
+    // SAFETY: the workqueue lives (the control plane owns the `SetupQueue`, and stops
+    // the work item that calls this before dropping it); `yasmin_setup_run` takes the
+    // pointer back as a `KBox<IncomingSetup>`.
+    if unsafe { bindings::yasmin_setup_queue(raw.cast()) } {
+        Ok(())
+    } else {
+        // SAFETY: not queued: the pointer is still ours, from `into_raw` above.
+        Err(unsafe { KBox::from_raw(raw) })
+    }
+}
+
+/// Waits for every set-up queued so far (the caller has stopped the work item that
+/// queues them). Process context.
+pub(crate) fn setup_flush() {
+    // SAFETY: the workqueue lives while the control plane does, which calls this.
+    unsafe { bindings::yasmin_setup_flush() };
 }
 
 /// The save/restore PM device (glue.c, calling lifecycle.rs), registered while it lives.

@@ -18,6 +18,9 @@ use kernel::prelude::*;
 #[no_mangle]
 extern "C" fn yasmin_pm_freeze() -> c_int {
     let events = plane::suspend();
+    // Set-ups of incoming connections still running end now: the plane is stopped, so
+    // they register nothing and their rings go with their children.
+    crate::glue::setup_flush();
     let n = events.len();
     for ev in events {
         transport::apply(ev);

@@ -490,19 +490,17 @@ impl<'a> Locked<'a> {
         unsafe { bindings::vsock_remove_sock(self.sock.vsk()) };
     }
 
-    /// Listener side of an incoming connection: creates a child socket at `local`
-    /// (cid, port), connected to `remote`, on transport `ours`, locked; `setup` gives it
-    /// its connection state; then the child is queued for accept() and `queued` runs on
-    /// it (still locked). `Err(reason)` (a wire RESET reason) if anything fails: the child
-    /// is gone again.
-    pub(crate) fn spawn_child<R>(
+    /// Listener side of an incoming connection, first step: a child socket at `local`
+    /// (cid, port), connected to `remote`, on transport `ours`. Only the returned
+    /// reference knows it (it is in no table or queue yet): the caller sets it up with
+    /// the listener unlocked, then queues it with [`Locked::queue_child`], or drops it.
+    /// `Err(reason)` (a wire RESET reason) if it cannot be made.
+    pub(crate) fn new_child(
         &mut self,
         ours: *const vsock_transport,
         local: (u32, u32),
         remote: (u32, u32),
-        setup: impl FnOnce(&mut Locked<'_>) -> core::result::Result<R, u32>,
-        queued: impl FnOnce(&mut Locked<'_>, R),
-    ) -> core::result::Result<(), u32> {
+    ) -> core::result::Result<ARef<Sock>, u32> {
         use crate::control::wire::{RESET_BACKLOG, RESET_NO_LISTENER, RESET_NO_MEMORY};
         if self.tcp_state() != bindings::TCP_LISTEN {
             return Err(RESET_NO_LISTENER);
@@ -519,7 +517,7 @@ impl<'a> Locked<'a> {
         // SAFETY: a live socket, locked below its listener (lockdep nesting level 1).
         unsafe { bindings::lock_sock_nested(child.sk(), NESTED) };
         // INVARIANT: we took the lock; the guard releases it.
-        let mut c = Locked {
+        let c = Locked {
             sock: &child,
             owned: true,
         };
@@ -532,7 +530,35 @@ impl<'a> Locked<'a> {
         if rc != 0 || !uses_transport(c.sock, ours) {
             return Err(RESET_NO_MEMORY); // the guard unlocks, the ARef drops the child
         }
-        let r = setup(&mut c)?;
+        drop(c);
+        Ok(child)
+    }
+
+    /// Listener side, last step: queues `child` (from [`Locked::new_child`], set up) for
+    /// accept(), if the listener still listens and has room, and once `register` (run
+    /// with both locked) agrees. `Err(reason)` (a wire RESET reason, or whatever
+    /// `register` returned) otherwise: the child goes with its reference.
+    pub(crate) fn queue_child(
+        &mut self,
+        child: ARef<Sock>,
+        register: impl FnOnce(&mut Locked<'_>) -> core::result::Result<(), u32>,
+    ) -> core::result::Result<(), u32> {
+        use crate::control::wire::{RESET_BACKLOG, RESET_NO_LISTENER};
+        if self.tcp_state() != bindings::TCP_LISTEN {
+            return Err(RESET_NO_LISTENER); // closed while the child was set up
+        }
+        // SAFETY: a locked listener.
+        if unsafe { bindings::yasmin_sk_acceptq_is_full(self.sock.sk()) } {
+            return Err(RESET_BACKLOG); // filled by set-ups that ended first
+        }
+        // SAFETY: a live socket, locked below its listener (lockdep nesting level 1).
+        unsafe { bindings::lock_sock_nested(child.sk(), NESTED) };
+        // INVARIANT: we took the lock; the guard releases it.
+        let mut c = Locked {
+            sock: &child,
+            owned: true,
+        };
+        register(&mut c)?;
         c.set_tcp_state(bindings::TCP_ESTABLISHED);
         // SAFETY: listener and child locked; the accept queue takes its own references.
         unsafe {
@@ -540,7 +566,6 @@ impl<'a> Locked<'a> {
             bindings::vsock_insert_connected(c.vsk());
             bindings::vsock_enqueue_accept(self.sk(), c.sk());
         }
-        queued(&mut c, r);
         drop(c);
         // The creation reference now belongs to the socket itself: af_vsock drops it when
         // the accepted socket is released.

@@ -79,6 +79,7 @@ const RING_PAGES_LIMIT: u32 = 512;
 struct Params {
     ring_pages: u32,
     max_ring_pages: u32,
+    max_setups: u32,
     limits: limits::Limits,
 }
 
@@ -106,10 +107,20 @@ impl Params {
                 return Err(EINVAL);
             }
         }
+        let max_setups = glue::max_setups();
+        if !(1..=glue::SETUPS_LIMIT).contains(&max_setups) {
+            pr_err!(
+                "max_setups={} invalid: must be 1..={}\n",
+                max_setups,
+                glue::SETUPS_LIMIT
+            );
+            return Err(EINVAL);
+        }
         let limits = limits::Limits::resolve(glue::limit_params(), glue::guest_size(), ring_pages)?;
         Ok(Self {
             ring_pages,
             max_ring_pages,
+            max_setups,
             limits,
         })
     }
@@ -157,17 +168,19 @@ impl kernel::Module for Yasmin {
         let l = params.limits;
         l.install();
         pr_info!(
-            "limits: {} connections ({} per peer), {} granted pages, {} mapped pages; rings linger {} ms; {} bad messages per channel\n",
+            "limits: {} connections ({} per peer), {} granted pages, {} mapped pages; rings linger {} ms; {} bad messages per channel; {} set-ups at once\n",
             l.conns,
             l.conns_per_peer,
             l.granted_pages,
             l.mapped_pages,
             l.linger_ms,
-            l.bad_msg_budget
+            l.bad_msg_budget,
+            params.max_setups
         );
         let frames = xen::grant::FrameCache::start()?;
         let withheld = xen::grant::WithheldPages::start()?;
-        let control = plane::ControlPlane::start(domid, params.max_ring_pages as u16)?;
+        let control =
+            plane::ControlPlane::start(domid, params.max_ring_pages as u16, params.max_setups)?;
         let debugfs = debugfs::Files::create();
         let transport =
             transport::Transport::register(cid, params.ring_pages, params.max_ring_pages)

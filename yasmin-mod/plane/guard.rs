@@ -31,11 +31,13 @@ impl Plane {
     /// Whether one more connection with `peer` is within the limits: its live ones, the
     /// CONNECTs of this run not yet applied, and the pages it withholds from us.
     pub(super) fn conn_fits(&self, peer: u16) -> bool {
+        // Incoming connections read this run, and those still being set up.
         let incoming = |only: Option<u16>| {
             self.deferred
                 .iter()
                 .filter(|e| matches!(e, SockEvent::Incoming { peer: p, .. } if only.is_none_or(|o| o == *p)))
                 .count()
+                + self.setups_in_flight(only)
         };
         let live = self.conns.table.iter().filter(|c| c.peer == peer).count();
         let fits = limits::conn_fits(

@@ -8,7 +8,8 @@
 //! - `pairs`: the pair state machines and their XenStore side (scan, offers, requests);
 //! - `link`: one control channel's rings, event channel and outbox;
 //! - `conns`: the connection table, lingering rings, and the socket events handed back;
-//! - `guard`: limits per peer, the misbehaviour budget, and revoking lingering rings.
+//! - `guard`: limits per peer, the misbehaviour budget, and revoking lingering rings;
+//! - `setups`: incoming connections the transport is setting up off the work item.
 //!
 //! Everything runs in one work item under one mutex: the XenStore watch callback and the
 //! interrupt handler only mark work and kick it, so nothing here runs in atomic context
@@ -21,10 +22,12 @@ mod conns;
 mod guard;
 mod link;
 mod pairs;
+mod setups;
 
 #[cfg(yasmin_test)]
 pub(crate) use adversary::Attack;
 pub(crate) use conns::SockEvent;
+pub(crate) use setups::SetupEnd;
 
 use crate::control::pair::{Event, Pair};
 use crate::control::paths;
@@ -79,12 +82,15 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut Plane) -> R) -> Option<R> {
 }
 
 /// One run of the work item: drives the plane and returns the socket events it
-/// produced, for the caller to apply with the plane unlocked.
+/// produced, for the caller to apply with the plane unlocked. Incoming connections
+/// handed out here are set up off the work item, concurrently ([`Plane::setup_done`]).
 pub(crate) fn run_work() -> KVec<SockEvent> {
     PLANE
         .with(|p| {
             crate::profiled!(CONTROL_RUN, p.run());
-            core::mem::replace(&mut p.deferred, KVec::new())
+            let events = core::mem::replace(&mut p.deferred, KVec::new());
+            p.track_setups(&events);
+            events
         })
         .unwrap_or_default()
 }
@@ -142,6 +148,8 @@ pub(crate) struct Plane {
     conns: Conns,
     /// Socket events for the transport, applied once the plane lock is dropped.
     deferred: KVec<SockEvent>,
+    /// Incoming connections being set up by the transport (handed out by [`run_work`]).
+    setting_up: conns::Slab<setups::SetUp>,
     /// When lingering rings and withheld pages were last swept (ms).
     last_sweep: u64,
     /// The watch on `Y(self)`, while the plane runs.
@@ -163,6 +171,7 @@ impl Plane {
             recycled_slots: 0,
             conns: Conns::new(),
             deferred: KVec::new(),
+            setting_up: conns::Slab::new(),
             last_sweep: 0,
             watch: None,
             #[cfg(yasmin_test)]
@@ -440,7 +449,8 @@ impl Plane {
                 let foreign = id.token >> 48 != peer as u64;
                 let abusive = foreign
                     || self.conns.find(peer, id.token).is_some()
-                    || self.pending_incoming(peer, id.token).is_some();
+                    || self.pending_incoming(peer, id.token).is_some()
+                    || self.in_setup(peer, id.token).is_some();
                 if abusive || !self.conn_fits(peer) {
                     let reason = if abusive {
                         wire::RESET_PROTOCOL
@@ -497,6 +507,8 @@ impl Plane {
             // on at once): it is withdrawn, or its child would be accepted
             // after the peer's RESET and wait for a peer that left. It is still
             // answered (RESET): the peer keeps what it offered until then.
+            // One handed to the transport and still being set up is answered by
+            // the set-up once it is done (`setups`): its child is not registered.
             if let Some(k) = self.pending_incoming(peer, id.token) {
                 self.deferred[k] = SockEvent::Withdrawn;
                 self.send(
@@ -506,6 +518,11 @@ impl Plane {
                         reason: wire::RESET_CANCELLED,
                     },
                 );
+            } else if let Some(s) = self.in_setup(peer, id.token) {
+                s.standing = match s.standing {
+                    setups::Standing::Live => setups::Standing::Cancelled,
+                    other => other,
+                };
             }
         }
         if let Msg::Accept { id, .. } = m {
@@ -607,6 +624,9 @@ pub(crate) fn resume(domid: u16) -> Result {
 
 /// The running control plane: owns the state (with the watch on `Y(self)`).
 pub(crate) struct ControlPlane {
+    // Dropped first, once the work item that queues set-ups is off: waits for the
+    // set-ups still running (they find the plane stopping and register nothing).
+    _setups: glue::SetupQueue,
     // Dropped last: withdrawn from the callbacks once the last running one is done.
     plane: glue::Publication<Plane>,
 }
@@ -641,12 +661,14 @@ impl Plane {
 }
 
 impl ControlPlane {
-    pub(crate) fn start(domid: u16, max_ring_pages: u16) -> Result<Self> {
+    pub(crate) fn start(domid: u16, max_ring_pages: u16, max_setups: u32) -> Result<Self> {
         let plane = KBox::pin_init(
             kernel::new_mutex!(Plane::new(domid, max_ring_pages)),
             GFP_KERNEL,
         )?;
+        let setups = glue::SetupQueue::start(max_setups)?;
         let cp = ControlPlane {
+            _setups: setups,
             plane: PLANE.publish(plane),
         };
         // On failure `cp` drops: the plane is withdrawn and the work cancelled.

@@ -227,6 +227,7 @@ impl Plane {
                 self.peers[i].resets += 1;
                 self.conns.end_linger(peer, None);
                 self.conns.fail(peer, false, &mut self.deferred);
+                self.drop_setups(peer);
                 None
             }
             Action::Up => {

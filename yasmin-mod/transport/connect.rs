@@ -9,7 +9,7 @@ use crate::bindings;
 use crate::control::paths;
 use crate::control::wire::{self, ConnId, Msg, RingRef, PAGE_SIZE};
 use crate::limits;
-use crate::plane::{self, SockEvent};
+use crate::plane::{self, SetupEnd, SockEvent};
 use crate::socket::{Locked, Sock};
 use crate::stats;
 use crate::xen::rings::{RxRing, TxRing};
@@ -410,15 +410,67 @@ fn accepted(sk: &mut Locked<'_>, id: ConnId, ring: RingRef) {
     }
 }
 
+/// A CONNECT from a peer, to set up (off the control work item: see
+/// `transport::yasmin_control_work`).
+#[derive(Clone, Copy)]
+pub(crate) struct IncomingSetup {
+    peer: u16,
+    id: ConnId,
+    ring: RingRef,
+    evtchn: u32,
+    seqpacket: bool,
+}
+
+impl IncomingSetup {
+    /// The set-up an event asks for, if it is an incoming connection.
+    pub(crate) fn of(ev: &SockEvent) -> Option<Self> {
+        match *ev {
+            SockEvent::Incoming {
+                peer,
+                id,
+                ring,
+                evtchn,
+                seqpacket,
+            } => Some(IncomingSetup {
+                peer,
+                id,
+                ring,
+                evtchn,
+                seqpacket,
+            }),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn run(&self) {
+        crate::profiled!(
+            ACCEPT_SETUP,
+            incoming(self.peer, self.id, self.ring, self.evtchn, self.seqpacket)
+        )
+    }
+}
+
 /// A CONNECT from `peer`: find the listener, create the child socket, map the
 /// connector's ring, set up ours, answer ACCEPT (or RESET with the reason). A listener of
 /// the other socket type (STREAM for a SEQPACKET connect, or back) refuses it, as virtio
 /// resets a packet of the wrong type: the connector sees ECONNRESET.
+///
+/// Several run at once (each on its own connection): the listener is locked only to
+/// create the child and, once its rings are up, to queue it for accept(); the rings are
+/// set up with only the child locked.
 fn incoming(peer: u16, id: ConnId, ring: RingRef, evtchn: u32, seqpacket: bool) {
-    // Every CONNECT gets an answer, ACCEPT or RESET: until then the connector keeps the
-    // ring and event channel it offered.
-    let refuse = |reason| {
+    let token = id.token;
+    // Every CONNECT gets one answer, ACCEPT or RESET: until then the connector keeps the
+    // ring and event channel it offered. One the peer withdrew meanwhile is answered
+    // RESET (cancelled) now that this set-up holds nothing of it any more; one whose
+    // channel went down (or the plane stops) is not answered at all.
+    let refuse = |reason: u32| {
         plane::with(|p| {
+            let reason = match p.setup_done(peer, token) {
+                SetupEnd::Answer => reason,
+                SetupEnd::Cancelled => wire::RESET_CANCELLED,
+                SetupEnd::Silent => return,
+            };
             p.send_sock(
                 peer,
                 Msg::Reset {
@@ -428,28 +480,46 @@ fn incoming(peer: u16, id: ConnId, ring: RingRef, evtchn: u32, seqpacket: bool) 
             )
         })
     };
+    if plane::with(|p| p.setup_end(peer, token)) != Some(SetupEnd::Answer) {
+        refuse(wire::RESET_CANCELLED);
+        return;
+    }
     let Some(peer_cid) = paths::domid_to_cid(peer) else {
         refuse(wire::RESET_NO_LISTENER);
         return;
     };
-    let listener = Sock::find_listener(local_cid(), id.dst_port)
-        .filter(|l| l.lock().is_seqpacket() == seqpacket);
-    let r = match listener {
-        None => Err(wire::RESET_NO_LISTENER),
-        Some(listener) => listener.lock().spawn_child(
-            ours(),
-            (local_cid(), id.dst_port),
-            (peer_cid, id.src_port),
-            |child| child_rings(child, peer, ring, evtchn, id.token),
-            |child, answer| {
-                crate::profiled!(
-                    CHILD_REGISTER,
-                    register_child(child, peer, id.token, answer)
-                )
-            },
-        ),
+    let Some(listener) = Sock::find_listener(local_cid(), id.dst_port)
+        .filter(|l| l.lock().is_seqpacket() == seqpacket)
+    else {
+        refuse(wire::RESET_NO_LISTENER);
+        return;
     };
-    if let Err(reason) = r {
+    let child =
+        listener
+            .lock()
+            .new_child(ours(), (local_cid(), id.dst_port), (peer_cid, id.src_port));
+    let child = match child {
+        Ok(c) => c,
+        Err(reason) => {
+            refuse(reason);
+            return;
+        }
+    };
+    let rings = child_rings(&mut child.lock(), peer, ring, evtchn, token);
+    let answer = match rings {
+        Ok(a) => a,
+        Err(reason) => {
+            // The child goes with what it had set up, then the peer hears of it.
+            drop(child);
+            refuse(reason);
+            return;
+        }
+    };
+    // On failure the child is gone (with its rings) when this returns.
+    let queued = listener.lock().queue_child(child, |c| {
+        crate::profiled!(CHILD_REGISTER, register_child(c, peer, token, answer))
+    });
+    if let Err(reason) = queued {
         refuse(reason);
     }
 }
@@ -507,18 +577,29 @@ fn child_rings(
     Ok(answer)
 }
 
-/// The child is queued for accept(): into the plane's table, and ACCEPT goes out.
-fn register_child(child: &mut Locked<'_>, peer: u16, token: u64, answer: Msg) {
+/// The child is about to be queued for accept(): into the plane's table, and ACCEPT
+/// goes out, unless the set-up was withdrawn meanwhile. `Err(reason)` for the RESET the
+/// caller answers once the child is gone (the set-up is no longer tracked: a withdrawn
+/// one's reason is "cancelled").
+fn register_child(
+    child: &mut Locked<'_>,
+    peer: u16,
+    token: u64,
+    answer: Msg,
+) -> core::result::Result<(), u32> {
     let me = ARef::from(child.sock());
-    let ok = matches!(
-        plane::with(|p| p.register_sock(peer, token, me, answer)),
-        Some(Ok(()))
-    );
-    if let Some(st) = child.state() {
-        st.registered = ok;
+    let r = plane::with(|p| match p.setup_done(peer, token) {
+        SetupEnd::Answer => p
+            .register_sock(peer, token, me, answer)
+            .map_err(|_| wire::RESET_NO_MEMORY),
+        SetupEnd::Cancelled | SetupEnd::Silent => Err(wire::RESET_CANCELLED),
+    })
+    .unwrap_or(Err(wire::RESET_CANCELLED));
+    if r.is_ok() {
+        if let Some(st) = child.state() {
+            st.registered = true;
+        }
+        stats::add(&stats::CONNECTIONS, 1);
     }
-    if !ok {
-        child.reset(bindings::ECONNRESET);
-    }
-    stats::add(&stats::CONNECTIONS, 1);
+    r
 }

@@ -14,6 +14,8 @@
 mod connect;
 mod data;
 
+pub(crate) use connect::IncomingSetup;
+
 use crate::bindings::{self, msghdr, vsock_sock, vsock_transport};
 use crate::control::paths;
 use crate::control::wire::PAGE_SIZE;
@@ -396,12 +398,38 @@ unsafe extern "C" fn sock_event(_irq: c_int, cookie: *mut c_void) -> bindings::i
 }
 
 /// The control work item (called by glue.c): runs the plane, then applies the socket
-/// events it returned, with the plane unlocked.
+/// events it returned, with the plane unlocked. Incoming connections are set up on the
+/// set-up workqueue, several at once (each maps the peer's ring, grants ours and binds
+/// an event channel: milliseconds that a burst of connects would otherwise wait out one
+/// after the other); the rest, in order, here.
 #[no_mangle]
 extern "C" fn yasmin_control_work() {
     for ev in plane::run_work() {
-        connect::apply(ev);
+        match IncomingSetup::of(&ev) {
+            Some(job) => match KBox::new(job, GFP_KERNEL) {
+                Ok(b) => {
+                    if let Err(b) = crate::glue::setup_queue(b) {
+                        b.run(); // no memory to queue it: here, now
+                    }
+                }
+                Err(_) => job.run(),
+            },
+            None => connect::apply(ev),
+        }
     }
+}
+
+/// One incoming connection's set-up (glue.c's set-up workqueue).
+///
+/// # Safety
+///
+/// `job` comes from `glue::setup_queue` (a `KBox<IncomingSetup>` given up with
+/// `into_raw`), and is passed here once.
+#[no_mangle]
+unsafe extern "C" fn yasmin_setup_run(job: *mut c_void) {
+    // SAFETY: by the caller, ours again.
+    let job = unsafe { KBox::from_raw(job.cast::<IncomingSetup>()) };
+    job.run();
 }
 
 // ---- the ops table -----------------------------------------------------------------

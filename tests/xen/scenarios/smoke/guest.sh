@@ -9,6 +9,7 @@ check rust-kernel sh -c 'uname -r | grep -q "^6\.12" && zcat /proc/config.gz | g
 mark_kernel_log
 check rejects-bad-ring-pages sh -c '! insmod /yasmin/yasmin.ko ring_pages=3 2>/dev/null && ! grep -q "^yasmin " /proc/modules'
 check bad-param-logged sh -c 'dmesg | grep -q "ring_pages=3 invalid"'
+check rejects-bad-max-setups sh -c '! insmod /yasmin/yasmin.ko max_setups=0 2>/dev/null && ! grep -q "^yasmin " /proc/modules && dmesg | grep -q "max_setups=0 invalid"'
 
 mark_kernel_log
 check insmod insmod /yasmin/yasmin.ko
