@@ -290,13 +290,11 @@ fn hold(sk: &mut Locked<'_>) {
 /// Applies one socket event from the control plane (work item, plane unlocked).
 pub(super) fn apply(ev: SockEvent) {
     match ev {
-        SockEvent::Incoming {
-            peer,
-            id,
-            ring,
-            evtchn,
-            seqpacket,
-        } => crate::profiled!(ACCEPT_SETUP, incoming(peer, id, ring, evtchn, seqpacket)),
+        SockEvent::Incoming { .. } => {
+            if let Some(job) = IncomingSetup::of(&ev) {
+                job.run();
+            }
+        }
         SockEvent::ForSock { sk, msg } => for_sock(&mut sk.lock(), msg),
         SockEvent::Withdrawn => {}
         SockEvent::PairDown { sk, errno } => {
