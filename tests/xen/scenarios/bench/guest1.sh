@@ -46,11 +46,11 @@ for r in $(seq "${BENCH_ROUNDS:-1}"); do
     # sends with it: what no change inside a transport can beat).
     run_bench "floor-r$r" memcpy --msg-sizes $BENCH_STREAM_SIZES --sink /dev/null \
         --transport-label write-devnull --round "$r"
-    for t in Y T U L V; do
+    for t in ${BENCH_TRANSPORTS:-Y T U L V}; do
         eval a=\$$t
         bench "stream-$t-r$r" $a --kind stream --direction send --msg-sizes $BENCH_STREAM_SIZES --round "$r"
     done
-    for t in Y T U L V; do
+    for t in ${BENCH_TRANSPORTS:-Y T U L V}; do
         eval a=\$$t
         bench "latency-$t-r$r" $a --kind latency --msg-sizes $BENCH_LATENCY_SIZES --round "$r"
     done
