@@ -1,8 +1,7 @@
-# A PVH pair against a PV pair in deterministic mode (issue 16; BENCH_GUESTS=pvh,pvh
-# BENCH_DETERMINISTIC=1 BENCH_PARAMS=this file bench/run): YASMIN and TCP over netfront
-# only, one round. libvchan is left out: a PVH guest on the bed's shadow paging crashed
-# in the kernel's entry code (a page fault recursing on the entry trampoline, no YASMIN
-# frame) during its run on 2026-12-08.
+# A PVH pair, short (issue 16; BENCH_GUESTS=pvh,pvh BENCH_PARAMS=this file bench/run):
+# YASMIN and TCP over netfront only, one round, in host time. (Under BENCH_DETERMINISTIC
+# a PVH guest's kernel crashed in its entry code in both runs tried, README "Known
+# limits".)
 BENCH_ROUNDS=1
 BENCH_TRANSPORTS="Y T"
 BENCH_DURATION=2
