@@ -85,11 +85,9 @@ pub(crate) const SETUPS_LIMIT: u32 = 64;
 pub(crate) struct SetupQueue(());
 
 impl SetupQueue {
-    /// At most `max_active` set-ups at once (1..=[`SETUPS_LIMIT`]).
+    /// At most `max_active` set-ups at once (1..=[`SETUPS_LIMIT`], checked with the
+    /// other parameters at load).
     pub(crate) fn start(max_active: u32) -> Result<Self> {
-        if !(1..=SETUPS_LIMIT).contains(&max_active) {
-            return Err(EINVAL);
-        }
         // SAFETY: allocates glue.c's workqueue once; `drop` frees it.
         kernel::error::to_result(unsafe { bindings::yasmin_setup_start(max_active) })?;
         Ok(SetupQueue(()))

@@ -490,6 +490,20 @@ impl<'a> Locked<'a> {
         unsafe { bindings::vsock_remove_sock(self.sock.vsk()) };
     }
 
+    /// Whether this listener takes one more connection: still listening (else
+    /// `Err(RESET_NO_LISTENER)`), its accept queue not full (else `Err(RESET_BACKLOG)`).
+    fn has_room(&self) -> core::result::Result<(), u32> {
+        use crate::control::wire::{RESET_BACKLOG, RESET_NO_LISTENER};
+        if self.tcp_state() != bindings::TCP_LISTEN {
+            return Err(RESET_NO_LISTENER);
+        }
+        // SAFETY: a locked listener.
+        if unsafe { bindings::yasmin_sk_acceptq_is_full(self.sock.sk()) } {
+            return Err(RESET_BACKLOG);
+        }
+        Ok(())
+    }
+
     /// Listener side of an incoming connection, first step: a child socket at `local`
     /// (cid, port), connected to `remote`, on transport `ours`. Only the returned
     /// reference knows it (it is in no table or queue yet): the caller sets it up with
@@ -501,14 +515,8 @@ impl<'a> Locked<'a> {
         local: (u32, u32),
         remote: (u32, u32),
     ) -> core::result::Result<ARef<Sock>, u32> {
-        use crate::control::wire::{RESET_BACKLOG, RESET_NO_LISTENER, RESET_NO_MEMORY};
-        if self.tcp_state() != bindings::TCP_LISTEN {
-            return Err(RESET_NO_LISTENER);
-        }
-        // SAFETY: a locked listener.
-        if unsafe { bindings::yasmin_sk_acceptq_is_full(self.sock.sk()) } {
-            return Err(RESET_BACKLOG);
-        }
+        use crate::control::wire::RESET_NO_MEMORY;
+        self.has_room()?;
         // SAFETY: a locked listener; returns a new socket with one reference (ours) or null.
         let child = crate::profiled!(CHILD_NEW, unsafe {
             Sock::adopt(bindings::vsock_create_connected(self.sock.sk()))
@@ -543,14 +551,8 @@ impl<'a> Locked<'a> {
         child: ARef<Sock>,
         register: impl FnOnce(&mut Locked<'_>) -> core::result::Result<(), u32>,
     ) -> core::result::Result<(), u32> {
-        use crate::control::wire::{RESET_BACKLOG, RESET_NO_LISTENER};
-        if self.tcp_state() != bindings::TCP_LISTEN {
-            return Err(RESET_NO_LISTENER); // closed while the child was set up
-        }
-        // SAFETY: a locked listener.
-        if unsafe { bindings::yasmin_sk_acceptq_is_full(self.sock.sk()) } {
-            return Err(RESET_BACKLOG); // filled by set-ups that ended first
-        }
+        // Again: closed, or filled by set-ups that ended first, while the child was set up.
+        self.has_room()?;
         // SAFETY: a live socket, locked below its listener (lockdep nesting level 1).
         unsafe { bindings::lock_sock_nested(child.sk(), NESTED) };
         // INVARIANT: we took the lock; the guard releases it.
