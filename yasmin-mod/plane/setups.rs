@@ -87,11 +87,13 @@ impl Plane {
     }
 
     /// Incoming connections from `peer` (or from anyone) handed out and not yet set up:
-    /// they count against the connection limits.
+    /// they count against the connection limits. Cancelled and dropped ones too: each
+    /// still holds a queued job, and a peer that connects and resets in a loop must not
+    /// queue jobs past its limit.
     pub(super) fn setups_in_flight(&self, only: Option<u16>) -> usize {
         self.setting_up
             .iter()
-            .filter(|s| s.standing == Standing::Live && only.is_none_or(|o| o == s.peer))
+            .filter(|s| only.is_none_or(|o| o == s.peer))
             .count()
     }
 
